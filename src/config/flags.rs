@@ -1,0 +1,437 @@
+//! etcd's flag syntax: `--flag=value`, `--flag value`, `-flag`, booleans as `--flag` or
+//! `--flag=false`; every flag may also come from `ETCD_<UPPER_SNAKE_NAME>`, and a command-line
+//! flag wins over its environment variable. An unknown flag is an error that names it.
+
+use super::{
+    ClientUrl, ServerConfig, ELECTION_TIMEOUT_MS_DEFAULT, HEARTBEAT_INTERVAL_MS_DEFAULT,
+    MAX_REQUEST_BYTES_DEFAULT, MAX_TXN_OPS_DEFAULT,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Default WAL segment size (etcd's 64 MiB).
+pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// etcd's maximum `--election-timeout`, in milliseconds.
+const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    Bool,
+}
+
+/// Flags with an effect, and etcd flags accepted with a warning because their subsystem does not
+/// exist yet (so etcd command lines keep working while Capstan grows).
+const FLAGS: &[(&str, Kind, &str)] = &[
+    ("name", Kind::Text, "human-readable name for this member"),
+    ("data-dir", Kind::Text, "path to the data directory"),
+    (
+        "listen-client-urls",
+        Kind::Text,
+        "comma-separated urls to serve clients on",
+    ),
+    (
+        "advertise-client-urls",
+        Kind::Text,
+        "comma-separated client urls advertised to the cluster",
+    ),
+    (
+        "initial-advertise-peer-urls",
+        Kind::Text,
+        "this member's peer urls (used to derive its id)",
+    ),
+    (
+        "initial-cluster",
+        Kind::Text,
+        "initial cluster configuration, name=url,...",
+    ),
+    (
+        "initial-cluster-token",
+        Kind::Text,
+        "initial cluster token (used to derive ids)",
+    ),
+    (
+        "max-request-bytes",
+        Kind::Number,
+        "maximum client request size in bytes",
+    ),
+    (
+        "max-txn-ops",
+        Kind::Number,
+        "maximum number of operations in one txn",
+    ),
+    (
+        "heartbeat-interval",
+        Kind::Number,
+        "raft heartbeat interval in ms",
+    ),
+    (
+        "election-timeout",
+        Kind::Number,
+        "raft election timeout in ms",
+    ),
+    (
+        "log-level",
+        Kind::Text,
+        "debug, info, warn, error, panic or fatal",
+    ),
+    (
+        "shards",
+        Kind::Number,
+        "pinned executors to run (0: one per usable CPU)",
+    ),
+    (
+        "wal-segment-bytes",
+        Kind::Number,
+        "size of one pre-allocated WAL segment",
+    ),
+];
+
+const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
+    ("listen-peer-urls", Kind::Text),
+    ("initial-cluster-state", Kind::Text),
+    ("snapshot-count", Kind::Number),
+    ("pre-vote", Kind::Bool),
+    ("strict-reconfig-check", Kind::Bool),
+    ("logger", Kind::Text),
+    ("log-outputs", Kind::Text),
+];
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run {
+        config: ServerConfig,
+        warnings: Vec<String>,
+    },
+    Help(String),
+    Version(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn kind_of(name: &str) -> Option<(Kind, bool)> {
+    FLAGS
+        .iter()
+        .find(|(flag, _, _)| *flag == name)
+        .map(|(_, kind, _)| (*kind, true))
+        .or_else(|| {
+            ACCEPTED_NOT_IN_EFFECT
+                .iter()
+                .find(|(flag, _)| *flag == name)
+                .map(|(_, kind)| (*kind, false))
+        })
+}
+
+/// Parses `args` (without the program name) and the `ETCD_*` variables in `environment`.
+pub fn parse_args(
+    args: &[String],
+    environment: &[(String, String)],
+) -> Result<Parsed, ConfigError> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut index = 0;
+    while index < args.len() {
+        let arg = &args[index];
+        index += 1;
+        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(ConfigError(format!(
+                "'{arg}' is not a valid flag (positional arguments are not accepted)"
+            )));
+        };
+        let (name, inline) = match stripped.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (stripped, None),
+        };
+        match name {
+            "help" | "h" => return Ok(Parsed::Help(usage())),
+            "version" => return Ok(Parsed::Version(version_text())),
+            _ => {}
+        }
+        let Some((kind, _)) = kind_of(name) else {
+            return Err(ConfigError(format!(
+                "flag provided but not defined: -{name}"
+            )));
+        };
+        let value = match (kind, inline) {
+            (_, Some(value)) => value,
+            (Kind::Bool, None) => "true".to_string(),
+            (_, None) => {
+                let Some(next) = args.get(index) else {
+                    return Err(ConfigError(format!("flag needs an argument: -{name}")));
+                };
+                index += 1;
+                next.clone()
+            }
+        };
+        values.insert(name.to_string(), value);
+    }
+    for (key, value) in environment {
+        let Some(flag) = key.strip_prefix("ETCD_") else {
+            continue;
+        };
+        let flag = flag.to_lowercase().replace('_', "-");
+        if kind_of(&flag).is_none() {
+            warnings.push(format!("unrecognized environment variable {key}={value}"));
+            continue;
+        }
+        if values.contains_key(&flag) {
+            warnings.push(format!(
+                "environment variable {key} is shadowed by the command-line flag --{flag}"
+            ));
+            continue;
+        }
+        values.insert(flag, value.clone());
+    }
+    for (name, value) in &values {
+        if let Some((kind, false)) = kind_of(name) {
+            check_kind(name, kind, value)?;
+            warnings.push(format!(
+                "--{name}={value} is accepted for etcd compatibility but has no effect yet"
+            ));
+        }
+    }
+    let config = build(&values)?;
+    Ok(Parsed::Run { config, warnings })
+}
+
+fn check_kind(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {
+    match kind {
+        Kind::Text => Ok(()),
+        Kind::Number => value.parse::<u64>().map(|_| ()).map_err(|_| {
+            ConfigError(format!(
+                "invalid value \"{value}\" for flag -{name}: parse error"
+            ))
+        }),
+        Kind::Bool => parse_bool(name, value).map(|_| ()),
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ConfigError(format!(
+            "invalid boolean value \"{value}\" for -{name}: parse error"
+        ))),
+    }
+}
+
+fn number(values: &BTreeMap<String, String>, name: &str, default: u64) -> Result<u64, ConfigError> {
+    match values.get(name) {
+        None => Ok(default),
+        Some(value) => value.trim().parse::<u64>().map_err(|_| {
+            ConfigError(format!(
+                "invalid value \"{value}\" for flag -{name}: parse error"
+            ))
+        }),
+    }
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    for entry in list(text) {
+        let Some((name, url)) = entry.split_once('=') else {
+            return Err(ConfigError(format!(
+                "--initial-cluster: '{entry}' is not of the form name=url"
+            )));
+        };
+        match members.iter_mut().find(|(member, _)| member == name) {
+            Some((_, urls)) => urls.push(url.to_string()),
+            None => members.push((name.to_string(), vec![url.to_string()])),
+        }
+    }
+    Ok(members)
+}
+
+fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError> {
+    let text = |name: &str, default: &str| -> String {
+        values
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let name = text("name", "default");
+    let data_dir = PathBuf::from(text("data-dir", &format!("{name}.etcd")));
+    let listen = list(&text("listen-client-urls", "http://localhost:2379"));
+    if values.contains_key("listen-client-urls") && !values.contains_key("advertise-client-urls") {
+        return Err(ConfigError(
+            "--advertise-client-urls is required when --listen-client-urls is set explicitly"
+                .to_string(),
+        ));
+    }
+    let listen_client_urls = listen
+        .iter()
+        .map(|url| ClientUrl::parse(url).map_err(ConfigError))
+        .collect::<Result<Vec<_>, _>>()?;
+    if listen_client_urls.is_empty() {
+        return Err(ConfigError("--listen-client-urls is empty".to_string()));
+    }
+    let peer_urls = list(&text(
+        "initial-advertise-peer-urls",
+        "http://localhost:2380",
+    ));
+    let initial_cluster = parse_initial_cluster(&text(
+        "initial-cluster",
+        &format!("{name}=http://localhost:2380"),
+    ))?;
+    match initial_cluster.iter().find(|(member, _)| *member == name) {
+        None => {
+            return Err(ConfigError(format!(
+                "couldn't find local name \"{name}\" in the initial cluster configuration"
+            )))
+        }
+        Some((_, urls)) => {
+            let mut ours = peer_urls.clone();
+            let mut listed = urls.clone();
+            ours.sort();
+            listed.sort();
+            if ours != listed {
+                return Err(ConfigError(format!(
+                    "--initial-cluster has {name}={} but missing from --initial-advertise-peer-urls={}",
+                    listed.join(","),
+                    ours.join(",")
+                )));
+            }
+        }
+    }
+    if initial_cluster.len() > 1 {
+        return Err(ConfigError(
+            "multi-member clusters are not supported yet: --initial-cluster must name only this member"
+                .to_string(),
+        ));
+    }
+    let heartbeat_interval_ms =
+        number(values, "heartbeat-interval", HEARTBEAT_INTERVAL_MS_DEFAULT)?;
+    let election_timeout_ms = number(values, "election-timeout", ELECTION_TIMEOUT_MS_DEFAULT)?;
+    if heartbeat_interval_ms == 0 || election_timeout_ms < 5 * heartbeat_interval_ms {
+        return Err(ConfigError(format!(
+            "--election-timeout[{election_timeout_ms}ms] should be at least 5 times as --heartbeat-interval[{heartbeat_interval_ms}ms]"
+        )));
+    }
+    if election_timeout_ms > ELECTION_TIMEOUT_MS_MAX {
+        return Err(ConfigError(format!(
+            "--election-timeout[{election_timeout_ms}ms] is too long, and should be set less than {ELECTION_TIMEOUT_MS_MAX}ms"
+        )));
+    }
+    let max_request_bytes = number(
+        values,
+        "max-request-bytes",
+        MAX_REQUEST_BYTES_DEFAULT as u64,
+    )?;
+    let max_txn_ops = number(values, "max-txn-ops", MAX_TXN_OPS_DEFAULT as u64)?;
+    if max_txn_ops == 0 {
+        return Err(ConfigError("--max-txn-ops must be at least 1".to_string()));
+    }
+    Ok(ServerConfig {
+        name,
+        data_dir,
+        listen_client_urls,
+        advertise_client_urls: list(&text("advertise-client-urls", "http://localhost:2379")),
+        initial_advertise_peer_urls: peer_urls,
+        initial_cluster,
+        initial_cluster_token: text("initial-cluster-token", "etcd-cluster"),
+        max_request_bytes: usize::try_from(max_request_bytes)
+            .map_err(|_| ConfigError("--max-request-bytes is too large".to_string()))?,
+        max_txn_ops: max_txn_ops as usize,
+        heartbeat_interval_ms,
+        election_timeout_ms,
+        log_level: text("log-level", "info"),
+        shards: number(values, "shards", 0)? as usize,
+        wal_segment_bytes: number(values, "wal-segment-bytes", WAL_SEGMENT_BYTES_DEFAULT)?,
+    })
+}
+
+fn version_text() -> String {
+    format!(
+        "capstan Version: {}\netcd API Version: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        super::ETCD_API_VERSION
+    )
+}
+
+fn usage() -> String {
+    let mut text = String::from(
+        "Usage: capstan [flags]\n\nStart a Capstan server (an etcd v3-compatible key-value store).\n\
+         Every flag may also be set as ETCD_<UPPER_SNAKE_NAME>.\n\nFlags:\n",
+    );
+    for (name, _, help) in FLAGS {
+        text.push_str(&format!("  --{name}\n      {help}\n"));
+    }
+    text.push_str("  --version\n      print the version and exit\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(list: &[&str], env: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match parse_args(&args(list), &env)? {
+            Parsed::Run { config, .. } => Ok(config),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_etcd() {
+        let config = run(&[], &[]).expect("defaults parse");
+        assert_eq!(config.name, "default");
+        assert_eq!(config.data_dir, PathBuf::from("default.etcd"));
+        assert_eq!(config.max_request_bytes, 1_572_864);
+        assert_eq!(config.max_txn_ops, 128);
+        assert_eq!(config.request_timeout().as_millis(), 7_000);
+    }
+
+    #[test]
+    fn both_flag_syntaxes_and_env_work() {
+        let config = run(
+            &["--name=n1", "-data-dir", "/tmp/x", "--max-txn-ops", "7"],
+            &[("ETCD_MAX_REQUEST_BYTES", "100"), ("ETCD_NAME", "ignored")],
+        )
+        .expect("parses");
+        assert_eq!(config.name, "n1");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.max_txn_ops, 7);
+        assert_eq!(config.max_request_bytes, 100);
+    }
+
+    #[test]
+    fn unknown_flag_is_named() {
+        let error = run(&["--no-such-flag=1"], &[]).expect_err("must fail");
+        assert!(error.0.contains("no-such-flag"), "{error}");
+    }
+
+    #[test]
+    fn listen_requires_advertise() {
+        let error = run(&["--listen-client-urls=http://127.0.0.1:1"], &[]).expect_err("must fail");
+        assert!(error.0.contains("advertise-client-urls"));
+    }
+}

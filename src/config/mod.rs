@@ -1,0 +1,87 @@
+//! Server configuration: etcd's command-line flags, `ETCD_*` environment variables, and the
+//! identities (member and cluster ids) derived from them exactly as etcd derives them, so a
+//! Capstan member started with the same flags as an etcd member reports the same ids.
+
+mod flags;
+mod identity;
+mod url;
+
+pub use flags::{parse_args, ConfigError, Parsed};
+pub use identity::{cluster_id_of, member_id_of};
+pub use url::ClientUrl;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const MAX_REQUEST_BYTES_DEFAULT: usize = 1_572_864;
+/// gRPC receive allowance on top of `--max-request-bytes` (etcd's `grpcOverheadBytes`).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS_DEFAULT: usize = 128;
+/// etcd's default `--heartbeat-interval`, in milliseconds.
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
+/// etcd's default `--election-timeout`, in milliseconds.
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
+/// The etcd API version Capstan implements, reported by `Maintenance.Status`. kube-apiserver
+/// only enables consistent reads from its watch cache for versions it recognises.
+pub const ETCD_API_VERSION: &str = "3.6.0";
+
+/// Everything the server needs to start, after flags, environment and defaults are merged.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client_urls: Vec<ClientUrl>,
+    pub advertise_client_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    pub initial_cluster: Vec<(String, Vec<String>)>,
+    pub initial_cluster_token: String,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub log_level: String,
+    /// Number of shards (pinned executors); 0 means one per CPU the process may use.
+    pub shards: usize,
+    pub wal_segment_bytes: u64,
+}
+
+impl ServerConfig {
+    /// The largest gRPC message the front end accepts before decoding it.
+    pub fn grpc_receive_bytes_max(&self) -> usize {
+        self.max_request_bytes + GRPC_OVERHEAD_BYTES
+    }
+
+    /// etcd's default request timeout: 5 s plus two election timeouts.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(5_000 + 2 * self.election_timeout_ms)
+    }
+
+    /// Raft ticks in one election timeout.
+    pub fn election_ticks(&self) -> usize {
+        (self.election_timeout_ms / self.heartbeat_interval_ms.max(1)).max(2) as usize
+    }
+
+    pub fn wal_dir(&self) -> PathBuf {
+        self.data_dir.join("member").join("wal")
+    }
+
+    /// This member's id: etcd's `computeMemberID` over our initial advertise peer urls.
+    pub fn member_id(&self) -> u64 {
+        member_id_of(
+            &self.initial_advertise_peer_urls,
+            &self.initial_cluster_token,
+        )
+    }
+
+    /// The cluster id: etcd's `genID` over the ids of every member of `--initial-cluster`.
+    pub fn cluster_id(&self) -> u64 {
+        let ids: Vec<u64> = self
+            .initial_cluster
+            .iter()
+            .map(|(_, urls)| member_id_of(urls, &self.initial_cluster_token))
+            .collect();
+        cluster_id_of(&ids)
+    }
+}

@@ -1,0 +1,129 @@
+//! Accepting client connections on one shard and running HTTP/2 on each of them.
+//!
+//! Every shard binds the client port with SO_REUSEPORT (glommio's `TcpListener::bind` sets it),
+//! so the kernel spreads connections over the shards and each connection lives, end to end, on
+//! the shard that accepted it.
+
+use super::routes;
+use crate::shard::{ShardContext, Shutdown};
+use bytes::Bytes;
+use glommio::net::{TcpListener, TcpStream};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+/// Per-stream receive window: how much one call may send before we read it.
+pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+/// Per-connection receive window: bounds unread request bytes per connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// Largest HTTP/2 frame payload we accept.
+pub const FRAME_BYTES_MAX: u32 = 256 * 1024;
+/// Concurrent streams per connection (kube-apiserver multiplexes many watches on one).
+pub const CONCURRENT_STREAMS_MAX: u32 = 10_000;
+/// Largest decoded header block (metadata such as auth tokens is small).
+pub const HEADER_LIST_BYTES_MAX: u32 = 64 * 1024;
+/// Response bytes buffered per stream before flow control pushes back.
+pub const SEND_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+/// Streams reset by the client that are still remembered.
+pub const RESET_STREAMS_MAX: usize = 64;
+/// Streams we reset because of the client's errors before the connection is closed.
+pub const LOCAL_ERROR_RESETS_MAX: usize = 1024;
+/// Time a new connection has to complete the HTTP/2 handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn http2_builder() -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(FRAME_BYTES_MAX)
+        .max_concurrent_streams(CONCURRENT_STREAMS_MAX)
+        .max_header_list_size(HEADER_LIST_BYTES_MAX)
+        .max_send_buffer_size(SEND_BUFFER_BYTES_MAX)
+        .max_concurrent_reset_streams(RESET_STREAMS_MAX)
+        .max_pending_accept_reset_streams(RESET_STREAMS_MAX)
+        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS_MAX));
+    builder
+}
+
+/// Accepts connections until shutdown, spawning one task per connection.
+pub async fn serve_listener(context: Rc<ShardContext>, listener: TcpListener, shutdown: Shutdown) {
+    let shard = context.shard_id;
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::warn!(shard, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = stream
+            .peer_addr()
+            .map(|address| address.to_string())
+            .unwrap_or_else(|_| "unknown".to_string());
+        context
+            .stats
+            .connections_accepted
+            .set(context.stats.connections_accepted.get() + 1);
+        tracing::info!(shard, %peer, "accepted client connection");
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(shard, %error, "set_nodelay failed");
+        }
+        glommio::spawn_local(serve_connection(context.clone(), stream, shutdown.clone())).detach();
+    }
+    tracing::info!(shard, "stopped accepting client connections");
+}
+
+async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream, shutdown: Shutdown) {
+    let shard = context.shard_id;
+    let handshake = http2_builder().handshake::<_, Bytes>(stream.compat());
+    let handshaken = futures_lite::future::or(async { Some(handshake.await) }, async {
+        glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+        None
+    })
+    .await;
+    let mut connection = match handshaken {
+        Some(Ok(connection)) => connection,
+        Some(Err(error)) => {
+            tracing::debug!(shard, %error, "http/2 handshake failed; closing the connection");
+            return;
+        }
+        None => {
+            tracing::debug!(shard, "http/2 handshake timed out; closing the connection");
+            return;
+        }
+    };
+    let mut shutting_down = false;
+    loop {
+        let next = if shutting_down {
+            connection.accept().await.map(Some)
+        } else {
+            futures_lite::future::or(async { connection.accept().await.map(Some) }, async {
+                shutdown.wait().await;
+                Some(None)
+            })
+            .await
+        };
+        match next {
+            None => break,
+            Some(None) => {
+                shutting_down = true;
+                connection.graceful_shutdown();
+            }
+            Some(Some(Ok((request, respond)))) => {
+                glommio::spawn_local(routes::dispatch(context.clone(), request, respond)).detach();
+            }
+            Some(Some(Err(error))) => {
+                tracing::debug!(shard, %error, "http/2 connection error; closing it");
+                break;
+            }
+        }
+    }
+}

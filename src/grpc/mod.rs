@@ -1,0 +1,19 @@
+//! The gRPC front end, wired by hand on `h2`: one task per connection, one task per stream.
+//!
+//! - [`connection`] accepts on a shard, runs the h2 handshake with every limit set explicitly,
+//!   and spawns a task per stream.
+//! - [`frame`] is gRPC's 5-byte length-prefixed message framing; the length is checked against
+//!   the receive limit before any buffer is allocated for the message.
+//! - [`call`] runs one unary or streaming call: request decoding, `grpc-timeout` deadline,
+//!   response and `grpc-status`/`grpc-message` trailers.
+//! - [`routes`] dispatches by `:path` to the services in [`crate::server`].
+//! - [`status`] is the one table from internal errors to gRPC codes and etcd's exact strings.
+
+pub mod call;
+pub mod connection;
+pub mod frame;
+pub mod routes;
+pub mod status;
+pub mod timeout;
+
+pub use status::{Code, Status};

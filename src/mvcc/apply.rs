@@ -1,0 +1,75 @@
+//! Applying one committed write request.
+
+use capstan_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, TxnRequest, TxnResponse,
+};
+use capstan_proto::mvccpb::Event;
+
+use crate::mvcc::error::MvccError;
+use crate::mvcc::store::KvStore;
+use crate::mvcc::txn::execute_txn;
+use crate::mvcc::write_txn::WriteTxn;
+
+/// A request that changes the store, as replicated through raft.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteRequest {
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+    Compaction(CompactionRequest),
+}
+
+/// The answer to a [`WriteRequest`], headers left `None` (nested ones too).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteResponse {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+}
+
+/// The outcome of applying a write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub response: WriteResponse,
+    /// One event per change, in revision order. Each carries `prev_kv` (the
+    /// key's previous live version) whenever there was one; the watch layer
+    /// must strip it for watchers that did not ask for it. A DELETE event's
+    /// `kv` holds only the key and the deleting revision.
+    pub events: Vec<Event>,
+}
+
+impl KvStore {
+    /// Applies a committed write. On error the store is unchanged: the write
+    /// runs against an O(1) clone that replaces `self` only on success. A
+    /// write that changes nothing (deleting absent keys, a read-only txn)
+    /// leaves the revision where it was.
+    pub fn apply(&mut self, request: &WriteRequest) -> Result<Applied, MvccError> {
+        let mut working = self.clone();
+        let (response, events) = match request {
+            WriteRequest::Compaction(compaction) => (
+                WriteResponse::Compaction(working.compact(compaction)?),
+                Vec::new(),
+            ),
+            WriteRequest::Put(put) => {
+                let mut write = WriteTxn::begin(&mut working);
+                let response = WriteResponse::Put(write.put(put)?);
+                (response, write.finish())
+            }
+            WriteRequest::DeleteRange(delete) => {
+                let mut write = WriteTxn::begin(&mut working);
+                let response = WriteResponse::DeleteRange(write.delete_range(delete)?);
+                (response, write.finish())
+            }
+            WriteRequest::Txn(txn) => {
+                let start = self.clone();
+                let mut write = WriteTxn::begin(&mut working);
+                let response = WriteResponse::Txn(execute_txn(&mut write, txn, &start)?);
+                (response, write.finish())
+            }
+        };
+        *self = working;
+        Ok(Applied { response, events })
+    }
+}

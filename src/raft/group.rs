@@ -1,0 +1,358 @@
+//! The raft group's loop on its owner shard.
+//!
+//! One turn of the loop:
+//! 1. wait for a proposal or read-index request from any shard, or for the next tick;
+//! 2. drain whatever else has arrived (up to `MESSAGES_PER_TURN_MAX`) and hand it to raft-rs —
+//!    this is the batch;
+//! 3. run the Ready cycle in raft-rs's order: apply already-committed entries, append new
+//!    entries and hard state to the WAL, ONE `fdatasync` for the whole batch, `advance`, apply
+//!    what the advance committed, `advance_apply`;
+//! 4. publish the new MVCC read view, then answer every shard (a client that reads after its
+//!    write was acknowledged sees it on any shard), then release read-index waiters whose index
+//!    has been applied.
+//!
+//! Any WAL error stops the group for good: a failed `fdatasync` is never retried.
+
+use super::log_store::{LogStore, LogStoreError};
+use super::status::{RaftStatus, StatusSnapshot};
+use crate::mvcc::{KvStore, WriteRequest};
+use crate::server::ServerError;
+use crate::shard::message::{ToOwner, ToShard, WriteOutcome};
+use crate::shard::{ShardId, Shutdown};
+use arc_swap::ArcSwap;
+use capstan_proto::capstanpb::{internal_request, InternalRequest};
+use futures::FutureExt;
+use glommio::channels::local_channel::{LocalReceiver, LocalSender};
+use prost::Message;
+use raft::eraftpb::{Entry, EntryType};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Messages taken from the inbox in one turn (one raft batch, one fdatasync).
+pub const MESSAGES_PER_TURN_MAX: usize = 4_096;
+/// Largest raft message raft-rs may build (only matters once there are peers).
+pub const RAFT_MESSAGE_BYTES_MAX: u64 = 1024 * 1024;
+/// Committed entries handed out per Ready, bounding the work of one turn during replay.
+pub const COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RaftGroupError {
+    #[error(transparent)]
+    LogStore(#[from] LogStoreError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("committed entry {index} does not decode: {reason}")]
+    UndecodableEntry { index: u64, reason: String },
+}
+
+/// Reads that asked for a read index, by the raft context they were issued with.
+struct ReadBatch {
+    waiters: Vec<(ShardId, u64)>,
+}
+
+pub struct RaftGroup {
+    node: RawNode<MemStorage>,
+    log: LogStore,
+    kv: KvStore,
+    incarnation: u64,
+    read_view: Arc<ArcSwap<KvStore>>,
+    status: Arc<RaftStatus>,
+    replies: Vec<LocalSender<ToShard>>,
+    inbox: LocalReceiver<ToOwner>,
+    unissued_reads: Vec<(ShardId, u64)>,
+    issued_reads: HashMap<u64, ReadBatch>,
+    reads_waiting_for_apply: Vec<(u64, Vec<(ShardId, u64)>)>,
+    read_batch_sequence: u64,
+    outgoing: Vec<(ShardId, ToShard)>,
+    tick_interval: Duration,
+}
+
+/// What the group needs from start-up.
+pub struct RaftGroupParts {
+    pub member_id: u64,
+    pub election_ticks: usize,
+    pub tick_interval: Duration,
+    pub incarnation: u16,
+    pub log: LogStore,
+    pub read_view: Arc<ArcSwap<KvStore>>,
+    pub status: Arc<RaftStatus>,
+    pub replies: Vec<LocalSender<ToShard>>,
+    pub inbox: LocalReceiver<ToOwner>,
+}
+
+fn to_write_request(request: internal_request::Request) -> WriteRequest {
+    match request {
+        internal_request::Request::Put(put) => WriteRequest::Put(put),
+        internal_request::Request::DeleteRange(delete) => WriteRequest::DeleteRange(delete),
+        internal_request::Request::Txn(txn) => WriteRequest::Txn(txn),
+        internal_request::Request::Compaction(compaction) => WriteRequest::Compaction(compaction),
+    }
+}
+
+impl RaftGroup {
+    pub fn new(parts: RaftGroupParts) -> Result<RaftGroup, RaftGroupError> {
+        let config = raft::Config {
+            id: parts.member_id,
+            election_tick: parts.election_ticks,
+            heartbeat_tick: 1,
+            applied: 0,
+            max_size_per_msg: RAFT_MESSAGE_BYTES_MAX,
+            max_inflight_msgs: 256,
+            max_committed_size_per_ready: COMMITTED_BYTES_PER_READY_MAX,
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        };
+        config.validate()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&config, parts.log.storage().clone(), &logger)?;
+        Ok(RaftGroup {
+            node,
+            log: parts.log,
+            kv: KvStore::new(),
+            incarnation: u64::from(parts.incarnation),
+            read_view: parts.read_view,
+            status: parts.status,
+            replies: parts.replies,
+            inbox: parts.inbox,
+            unissued_reads: Vec::new(),
+            issued_reads: HashMap::new(),
+            reads_waiting_for_apply: Vec::new(),
+            read_batch_sequence: 0,
+            outgoing: Vec::new(),
+            tick_interval: parts.tick_interval,
+        })
+    }
+
+    /// Runs until shutdown or a fatal error. Replays the log before serving.
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), RaftGroupError> {
+        if self.is_sole_voter() {
+            self.node.campaign()?;
+        }
+        let mut next_tick = Instant::now() + self.tick_interval;
+        let result = loop {
+            if shutdown.is_triggered() {
+                break Ok(());
+            }
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let first = futures_lite::future::or(async { Some(self.inbox.recv().await) }, async {
+                glommio::timer::sleep(wait).await;
+                None
+            })
+            .await;
+            if let Some(Some(message)) = first {
+                self.accept(message);
+                for _ in 1..MESSAGES_PER_TURN_MAX {
+                    match self.inbox.recv().now_or_never() {
+                        Some(Some(message)) => self.accept(message),
+                        _ => break,
+                    }
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.node.tick();
+                next_tick = Instant::now() + self.tick_interval;
+            }
+            self.issue_reads();
+            if let Err(error) = self.process_ready().await {
+                break Err(error);
+            }
+            self.mark_serving_once_caught_up();
+        };
+        if let Err(error) = &result {
+            tracing::error!(%error, "raft group stopped");
+            self.status.set_failed();
+        }
+        self.fail_everything_waiting();
+        result
+    }
+
+    fn is_sole_voter(&self) -> bool {
+        let conf = self.node.raft.prs().conf();
+        let voters: Vec<u64> = conf.voters().ids().iter().collect();
+        voters == [self.node.raft.id]
+    }
+
+    fn accept(&mut self, message: ToOwner) {
+        match message {
+            ToOwner::Propose { origin, id, data } => {
+                if let Err(error) = self.node.propose(Vec::new(), data.to_vec()) {
+                    tracing::debug!(%error, "proposal dropped");
+                    let error = if self.node.raft.leader_id == raft::INVALID_ID {
+                        ServerError::NoLeader
+                    } else {
+                        ServerError::Stopped
+                    };
+                    self.outgoing.push((origin, ToShard::Failed { id, error }));
+                }
+            }
+            ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
+        }
+    }
+
+    /// One read index serves every read that arrived before it was issued.
+    fn issue_reads(&mut self) {
+        if self.unissued_reads.is_empty() || self.node.raft.state != StateRole::Leader {
+            return;
+        }
+        self.read_batch_sequence += 1;
+        let context = self.read_batch_sequence;
+        let waiters = std::mem::take(&mut self.unissued_reads);
+        self.issued_reads.insert(context, ReadBatch { waiters });
+        self.node.read_index(context.to_be_bytes().to_vec());
+    }
+
+    async fn process_ready(&mut self) -> Result<(), RaftGroupError> {
+        if !self.node.has_ready() {
+            self.flush_answers();
+            return Ok(());
+        }
+        let mut ready = self.node.ready();
+        self.apply_entries(ready.take_committed_entries())?;
+        if !ready.entries().is_empty() {
+            self.log.append_entries(ready.entries())?;
+        }
+        if let Some(hard_state) = ready.hs() {
+            self.log.set_hard_state(hard_state.clone())?;
+        }
+        for read_state in ready.take_read_states() {
+            let context = read_state
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or_default();
+            if let Some(batch) = self.issued_reads.remove(&context) {
+                self.reads_waiting_for_apply
+                    .push((read_state.index, batch.waiters));
+            }
+        }
+        if self.log.has_unsynced() {
+            self.log.sync().await?;
+        }
+        let mut light = self.node.advance(ready);
+        if let Some(commit_index) = light.commit_index() {
+            self.log.set_commit(commit_index)?;
+        }
+        self.apply_entries(light.take_committed_entries())?;
+        self.node.advance_apply();
+        self.flush_answers();
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), RaftGroupError> {
+        for entry in entries {
+            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+                // Conf changes: only the bootstrap entry exists until membership lands.
+                continue;
+            }
+            let internal = InternalRequest::decode(entry.data.as_ref()).map_err(|error| {
+                RaftGroupError::UndecodableEntry {
+                    index: entry.index,
+                    reason: error.to_string(),
+                }
+            })?;
+            let Some(request) = internal.request else {
+                continue;
+            };
+            let outcome = self
+                .kv
+                .apply(&to_write_request(request))
+                .map(|applied| WriteOutcome {
+                    response: applied.response,
+                    revision: self.kv.current_revision(),
+                    raft_term: self.node.raft.term,
+                });
+            if internal.id >> 48 == self.incarnation {
+                let origin = internal.origin_shard as ShardId;
+                self.outgoing.push((
+                    origin,
+                    ToShard::Applied {
+                        id: internal.id,
+                        outcome,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the read view and status, then answers writes and ready reads.
+    fn flush_answers(&mut self) {
+        let applied_index = self.node.raft.raft_log.applied;
+        if !self.outgoing.is_empty() {
+            self.read_view.store(Arc::new(self.kv.clone()));
+        }
+        self.status.publish(StatusSnapshot {
+            term: self.node.raft.term,
+            leader_id: self.node.raft.leader_id,
+            commit_index: self.node.raft.raft_log.committed,
+            applied_index,
+        });
+        let mut still_waiting = Vec::new();
+        for (index, waiters) in std::mem::take(&mut self.reads_waiting_for_apply) {
+            if index <= applied_index {
+                for (origin, id) in waiters {
+                    self.outgoing.push((origin, ToShard::ReadReady { id }));
+                }
+            } else {
+                still_waiting.push((index, waiters));
+            }
+        }
+        self.reads_waiting_for_apply = still_waiting;
+        for (origin, answer) in self.outgoing.drain(..) {
+            match self.replies.get(origin) {
+                Some(sender) => {
+                    if sender.try_send(answer).is_err() {
+                        tracing::warn!(origin, "reply queue closed; answer dropped");
+                    }
+                }
+                None => tracing::warn!(origin, "answer for an unknown shard dropped"),
+            }
+        }
+    }
+
+    fn mark_serving_once_caught_up(&mut self) {
+        if self.status.is_serving() {
+            return;
+        }
+        let raft = &self.node.raft;
+        let caught_up = raft.state == StateRole::Leader
+            && raft.raft_log.committed == raft.raft_log.last_index()
+            && raft.raft_log.applied == raft.raft_log.committed;
+        if caught_up {
+            self.read_view.store(Arc::new(self.kv.clone()));
+            self.status.set_serving();
+            tracing::info!(
+                term = raft.term,
+                applied_index = raft.raft_log.applied,
+                revision = self.kv.current_revision(),
+                wal_bytes = self.log.wal_bytes(),
+                "raft group caught up and leading"
+            );
+        }
+    }
+
+    fn fail_everything_waiting(&mut self) {
+        let error = || ServerError::Stopped;
+        let mut waiters: Vec<(ShardId, u64)> = std::mem::take(&mut self.unissued_reads);
+        for (_, batch) in self.issued_reads.drain() {
+            waiters.extend(batch.waiters);
+        }
+        for (_, batch) in std::mem::take(&mut self.reads_waiting_for_apply) {
+            waiters.extend(batch);
+        }
+        for (origin, id) in waiters {
+            self.outgoing
+                .push((origin, ToShard::Failed { id, error: error() }));
+        }
+        for (origin, answer) in self.outgoing.drain(..) {
+            if let Some(sender) = self.replies.get(origin) {
+                let _closed_is_fine = sender.try_send(answer);
+            }
+        }
+    }
+}

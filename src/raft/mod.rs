@@ -1,0 +1,15 @@
+//! Consensus: one raft-rs group per keyspace, owned by one shard.
+//!
+//! - [`log_store`] makes raft's log durable in our WAL (`capstan-wal`): entries, hard state and
+//!   conf state are WAL records; on start the WAL is replayed into raft's in-memory log.
+//! - [`group`] is the owner shard's loop: it batches proposals and read-index requests from all
+//!   shards, runs raft-rs's Ready cycle with one `fdatasync` per batch, applies committed entries
+//!   to the MVCC store, publishes the new read view, and answers each shard.
+//! - [`status`] is what other shards may read about the group: term, leader, indexes.
+
+pub mod group;
+pub mod log_store;
+pub mod status;
+
+pub use group::{RaftGroup, RaftGroupError};
+pub use status::RaftStatus;

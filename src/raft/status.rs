@@ -1,0 +1,64 @@
+//! The raft group's published status, readable from every shard without locks.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct RaftStatus {
+    term: AtomicU64,
+    leader_id: AtomicU64,
+    commit_index: AtomicU64,
+    applied_index: AtomicU64,
+    /// Replay finished and this member leads (or follows) a leader: clients may be served.
+    serving: AtomicBool,
+    /// The group stopped for good (e.g. a failed fdatasync).
+    failed: AtomicBool,
+}
+
+/// A consistent-enough copy of the status for one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusSnapshot {
+    pub term: u64,
+    pub leader_id: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+}
+
+impl RaftStatus {
+    pub fn publish(&self, snapshot: StatusSnapshot) {
+        self.term.store(snapshot.term, Ordering::Release);
+        self.leader_id.store(snapshot.leader_id, Ordering::Release);
+        self.commit_index
+            .store(snapshot.commit_index, Ordering::Release);
+        self.applied_index
+            .store(snapshot.applied_index, Ordering::Release);
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        StatusSnapshot {
+            term: self.term.load(Ordering::Acquire),
+            leader_id: self.leader_id.load(Ordering::Acquire),
+            commit_index: self.commit_index.load(Ordering::Acquire),
+            applied_index: self.applied_index.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    pub fn set_serving(&self) {
+        self.serving.store(true, Ordering::Release);
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    pub fn set_failed(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+}

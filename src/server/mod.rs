@@ -1,0 +1,14 @@
+//! The etcd services, as handlers on a shard's [`ShardContext`](crate::shard::ShardContext).
+//!
+//! - [`kv`]: Range (served on the connection's shard; linearizable ones first wait for a read
+//!   index), Put, DeleteRange, Txn and Compact (validated here, then proposed through raft).
+//! - [`maintenance`]: Status.
+//! - [`health`]: `grpc.health.v1.Health`.
+//! - [`error`]: this layer's error enum; `grpc::status` turns it into wire statuses.
+
+pub mod error;
+pub mod health;
+pub mod kv;
+pub mod maintenance;
+
+pub use error::ServerError;

@@ -1,0 +1,30 @@
+//! The state one shard's call handlers see. Nothing in here is shared mutably with another
+//! shard: the read view and raft status are published by the owner shard as immutable snapshots
+//! and atomics.
+
+use super::owner_link::OwnerLink;
+use super::ShardId;
+use crate::config::ServerConfig;
+use crate::mvcc::KvStore;
+use crate::raft::RaftStatus;
+use arc_swap::ArcSwap;
+use std::cell::Cell;
+use std::sync::Arc;
+
+/// Counters of one shard.
+#[derive(Default)]
+pub struct ShardStats {
+    pub connections_accepted: Cell<u64>,
+}
+
+pub struct ShardContext {
+    pub shard_id: ShardId,
+    pub config: Arc<ServerConfig>,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    /// The newest applied state, published by the owner after every applied batch.
+    pub read_view: Arc<ArcSwap<KvStore>>,
+    pub raft_status: Arc<RaftStatus>,
+    pub owner: OwnerLink,
+    pub stats: ShardStats,
+}

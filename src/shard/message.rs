@@ -1,0 +1,55 @@
+//! Messages between shards. Everything here is `Send`: it crosses cores through glommio's
+//! shared channels.
+
+use super::ShardId;
+use crate::mvcc::{MvccError, WriteResponse};
+use crate::server::ServerError;
+use bytes::Bytes;
+
+/// From any shard to the raft group's owner shard.
+#[derive(Debug)]
+pub enum ToOwner {
+    /// A write: `data` is an encoded `capstanpb.InternalRequest` that carries `id` and `origin`.
+    Propose {
+        origin: ShardId,
+        id: u64,
+        data: Bytes,
+    },
+    /// A linearizable read wants a read index; answered with `ReadReady` once applied >= it.
+    ReadIndex { origin: ShardId, id: u64 },
+}
+
+/// The result of an applied write, as the originating shard needs it for the response header.
+#[derive(Debug)]
+pub struct WriteOutcome {
+    pub response: WriteResponse,
+    /// The store's revision right after this write.
+    pub revision: i64,
+    pub raft_term: u64,
+}
+
+/// From the owner shard back to the shard holding the client's call.
+#[derive(Debug)]
+pub enum ToShard {
+    Applied {
+        id: u64,
+        outcome: Result<WriteOutcome, MvccError>,
+    },
+    ReadReady {
+        id: u64,
+    },
+    Failed {
+        id: u64,
+        error: ServerError,
+    },
+}
+
+impl ToShard {
+    pub fn id(&self) -> u64 {
+        match self {
+            ToShard::Applied { id, .. }
+            | ToShard::ReadReady { id }
+            | ToShard::Failed { id, .. } => *id,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! One shard's end of the conversation with the raft group's owner shard.
+//!
+//! A call that writes (or needs a read index) gets a request id, registers a one-shot slot,
+//! sends its message to the owner, and waits for the owner's answer under the request timeout.
+//! Ids carry a per-process incarnation so an entry proposed before a restart and committed after
+//! it can never complete a new call.
+
+use super::message::{ToOwner, ToShard, WriteOutcome};
+use super::ShardId;
+use crate::server::ServerError;
+use bytes::Bytes;
+use capstan_proto::capstanpb::{internal_request, InternalRequest};
+use futures::channel::oneshot;
+use glommio::channels::local_channel::LocalSender;
+use glommio::channels::shared_channel::ConnectedSender;
+use glommio::sync::Semaphore;
+use prost::Message;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Calls of one shard waiting on the owner at once; bounds the owner's reply queues.
+pub const INFLIGHT_REQUESTS_PER_SHARD_MAX: u64 = 16_384;
+
+/// How a shard reaches the owner: a local channel on the owner shard itself, a shared
+/// (cross-core) channel elsewhere.
+pub enum OwnerSender {
+    Local(Rc<LocalSender<ToOwner>>),
+    Remote(ConnectedSender<ToOwner>),
+}
+
+impl OwnerSender {
+    async fn send(&self, message: ToOwner) -> Result<(), ServerError> {
+        let sent = match self {
+            OwnerSender::Local(sender) => sender.send(message).await.is_ok(),
+            OwnerSender::Remote(sender) => sender.send(message).await.is_ok(),
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(ServerError::Stopped)
+        }
+    }
+}
+
+pub struct OwnerLink {
+    shard: ShardId,
+    sender: OwnerSender,
+    waiting: RefCell<HashMap<u64, oneshot::Sender<ToShard>>>,
+    next_sequence: Cell<u64>,
+    incarnation: u64,
+    inflight: Semaphore,
+    request_timeout: Duration,
+    max_request_bytes: usize,
+}
+
+/// Removes a call's slot when the call ends for any reason (answer, timeout, client gone).
+struct WaitingSlot<'a> {
+    link: &'a OwnerLink,
+    id: u64,
+}
+
+impl Drop for WaitingSlot<'_> {
+    fn drop(&mut self) {
+        self.link.waiting.borrow_mut().remove(&self.id);
+    }
+}
+
+impl OwnerLink {
+    pub fn new(
+        shard: ShardId,
+        sender: OwnerSender,
+        incarnation: u16,
+        request_timeout: Duration,
+        max_request_bytes: usize,
+    ) -> OwnerLink {
+        OwnerLink {
+            shard,
+            sender,
+            waiting: RefCell::new(HashMap::new()),
+            next_sequence: Cell::new(0),
+            incarnation: u64::from(incarnation),
+            inflight: Semaphore::new(INFLIGHT_REQUESTS_PER_SHARD_MAX),
+            request_timeout,
+            max_request_bytes,
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        let sequence = self.next_sequence.get();
+        self.next_sequence.set(sequence + 1);
+        (self.incarnation << 48) | ((self.shard as u64 & 0xff) << 40) | (sequence & 0xff_ffff_ffff)
+    }
+
+    async fn call(&self, id: u64, message: ToOwner) -> Result<ToShard, ServerError> {
+        let _permit = self
+            .inflight
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        let (answer_sender, answer) = oneshot::channel();
+        self.waiting.borrow_mut().insert(id, answer_sender);
+        let _slot = WaitingSlot { link: self, id };
+        self.sender.send(message).await?;
+        let answered = futures_lite::future::or(async { Some(answer.await) }, async {
+            glommio::timer::sleep(self.request_timeout).await;
+            None
+        })
+        .await;
+        match answered {
+            None => Err(ServerError::TimedOut),
+            Some(Err(_canceled)) => Err(ServerError::Stopped),
+            Some(Ok(ToShard::Failed { error, .. })) => Err(error),
+            Some(Ok(answer)) => Ok(answer),
+        }
+    }
+
+    /// Proposes a write through raft and waits until it has been applied.
+    pub async fn propose(
+        &self,
+        request: internal_request::Request,
+    ) -> Result<WriteOutcome, ServerError> {
+        let id = self.next_id();
+        let internal = InternalRequest {
+            id,
+            origin_shard: self.shard as u64,
+            request: Some(request),
+        };
+        let data = Bytes::from(internal.encode_to_vec());
+        if data.len() > self.max_request_bytes {
+            return Err(ServerError::RequestTooLarge);
+        }
+        let origin = self.shard;
+        match self.call(id, ToOwner::Propose { origin, id, data }).await? {
+            ToShard::Applied { outcome, .. } => outcome.map_err(ServerError::Mvcc),
+            other => unreachable!("owner answered a proposal with {other:?}"),
+        }
+    }
+
+    /// Waits until this member has applied everything committed before the call started.
+    pub async fn read_index(&self) -> Result<(), ServerError> {
+        let id = self.next_id();
+        let origin = self.shard;
+        match self.call(id, ToOwner::ReadIndex { origin, id }).await? {
+            ToShard::ReadReady { .. } => Ok(()),
+            other => unreachable!("owner answered a read index with {other:?}"),
+        }
+    }
+
+    /// Hands an answer from the owner to the call waiting for it (if it still waits).
+    pub fn complete(&self, answer: ToShard) {
+        let waiting = self.waiting.borrow_mut().remove(&answer.id());
+        if let Some(slot) = waiting {
+            let _gone_is_fine = slot.send(answer);
+        }
+    }
+}

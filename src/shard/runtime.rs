@@ -1,0 +1,412 @@
+//! Starting the shards.
+//!
+//! All cross-shard channels are created here, before any executor starts, and are bounded:
+//! shard i → owner (proposals, read-index requests) and owner → shard i (answers). The owner
+//! shard talks to its own raft loop through local channels. Start-up order:
+//! 1. every shard starts and connects its channel ends (concurrently: `connect` waits for the
+//!    peer end);
+//! 2. the owner shard opens the WAL, replays it, and runs the raft group until it leads with
+//!    everything applied;
+//! 3. every shard binds the client port (SO_REUSEPORT) and serves; the last one to bind logs
+//!    `ready to serve client requests`.
+
+use super::context::{ShardContext, ShardStats};
+use super::message::{ToOwner, ToShard};
+use super::owner_link::{OwnerLink, OwnerSender};
+use super::{ShardId, Shutdown, OWNER_SHARD};
+use crate::config::ServerConfig;
+use crate::grpc::connection::serve_listener;
+use crate::mvcc::KvStore;
+use crate::raft::group::RaftGroupParts;
+use crate::raft::log_store::LogStore;
+use crate::raft::{RaftGroup, RaftStatus};
+use arc_swap::ArcSwap;
+use glommio::channels::local_channel;
+use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Depth of each shard → owner channel.
+pub const TO_OWNER_QUEUE_DEPTH: usize = 4_096;
+/// Depth of each owner → shard channel.
+pub const TO_SHARD_QUEUE_DEPTH: usize = 4_096;
+/// Depth of the owner's merged inbox.
+pub const OWNER_INBOX_DEPTH: usize = 16_384;
+/// io_uring registered-buffer memory per shard; small enough for a default `ulimit -l`.
+pub const IO_MEMORY_BYTES_PER_SHARD: usize = 1024 * 1024;
+/// How often a shard looks whether the raft group is ready during start-up.
+const STARTUP_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// Time given to connections to send GOAWAY and finish after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Startup(String),
+    #[error("cannot start shard {shard}: {reason}")]
+    Executor { shard: ShardId, reason: String },
+    #[error("listen on {address}: {reason}")]
+    Listen { address: String, reason: String },
+    #[error(transparent)]
+    Raft(#[from] crate::raft::RaftGroupError),
+    #[error(transparent)]
+    Log(#[from] crate::raft::log_store::LogStoreError),
+}
+
+/// What every shard shares (all `Send + Sync`).
+#[derive(Clone)]
+struct Shared {
+    config: Arc<ServerConfig>,
+    read_view: Arc<ArcSwap<KvStore>>,
+    raft_status: Arc<RaftStatus>,
+    shutdown: Shutdown,
+    shards_serving: Arc<AtomicUsize>,
+    shard_count: usize,
+    incarnation: u16,
+}
+
+/// The CPUs this process may run on (its affinity mask).
+fn usable_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data; zeroed is a valid empty set, and sched_getaffinity
+    // writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is this thread; the pointer and size describe `set` exactly.
+    let result =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let mut cpus = Vec::new();
+    if result == 0 {
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            // SAFETY: `cpu` is below CPU_SETSIZE, the bound of `set`.
+            if unsafe { libc::CPU_ISSET(cpu, &set) } {
+                cpus.push(cpu);
+            }
+        }
+    }
+    if cpus.is_empty() {
+        let count = std::thread::available_parallelism().map_or(1, usize::from);
+        cpus = (0..count).collect();
+    }
+    cpus
+}
+
+fn install_signal_handler(shutdown: Shutdown) -> Result<(), RunError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|error| RunError::Startup(format!("cannot install signal handlers: {error}")))?;
+    std::thread::Builder::new()
+        .name("signals".to_string())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if shutdown.is_triggered() {
+                    tracing::warn!(signal, "second signal: exiting immediately");
+                    std::process::exit(130);
+                }
+                tracing::info!(signal, "received signal, shutting down");
+                shutdown.trigger();
+            }
+        })
+        .map_err(|error| RunError::Startup(format!("cannot start signal thread: {error}")))?;
+    Ok(())
+}
+
+/// Refuses to start when another process already holds a client port (SO_REUSEPORT would
+/// otherwise let two servers split one port's connections).
+fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
+    for url in &config.listen_client_urls {
+        std::net::TcpListener::bind(url.address).map_err(|error| RunError::Listen {
+            address: url.original.clone(),
+            reason: error.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGINT/SIGTERM or a fatal error.
+pub fn run(config: ServerConfig) -> Result<(), RunError> {
+    check_ports_free(&config)?;
+    let cpus = usable_cpus();
+    let shard_count = if config.shards == 0 {
+        cpus.len()
+    } else {
+        config.shards
+    };
+    let shutdown = Shutdown::default();
+    install_signal_handler(shutdown.clone())?;
+    let incarnation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |elapsed| (elapsed.subsec_nanos() as u16) | 1);
+    let shared = Shared {
+        config: Arc::new(config),
+        read_view: Arc::new(ArcSwap::from_pointee(KvStore::new())),
+        raft_status: Arc::new(RaftStatus::default()),
+        shutdown,
+        shards_serving: Arc::new(AtomicUsize::new(0)),
+        shard_count,
+        incarnation,
+    };
+    let mut owner_inboxes: Vec<SharedReceiver<ToOwner>> = Vec::new();
+    let mut owner_outboxes: Vec<SharedSender<ToShard>> = Vec::new();
+    let mut shard_ends = Vec::new();
+    for _ in 1..shard_count {
+        let (to_owner, owner_inbox) = shared_channel::new_bounded(TO_OWNER_QUEUE_DEPTH);
+        let (owner_outbox, from_owner) = shared_channel::new_bounded(TO_SHARD_QUEUE_DEPTH);
+        owner_inboxes.push(owner_inbox);
+        owner_outboxes.push(owner_outbox);
+        shard_ends.push((to_owner, from_owner));
+    }
+    tracing::info!(
+        shards = shard_count,
+        cpus = ?cpus,
+        member_id = format!("{:x}", shared.config.member_id()),
+        cluster_id = format!("{:x}", shared.config.cluster_id()),
+        data_dir = %shared.config.data_dir.display(),
+        "starting capstan"
+    );
+    let mut handles = Vec::new();
+    let builder = |shard: ShardId| {
+        LocalExecutorBuilder::new(Placement::Fixed(cpus[shard % cpus.len()]))
+            .name(&format!("shard-{shard}"))
+            .io_memory(IO_MEMORY_BYTES_PER_SHARD)
+    };
+    let owner_shared = shared.clone();
+    handles.push(
+        builder(OWNER_SHARD)
+            .spawn(move || owner_shard(owner_shared, owner_inboxes, owner_outboxes))
+            .map_err(|error| RunError::Executor {
+                shard: OWNER_SHARD,
+                reason: error.to_string(),
+            })?,
+    );
+    for (index, (to_owner, from_owner)) in shard_ends.into_iter().enumerate() {
+        let shard = index + 1;
+        let shard_shared = shared.clone();
+        let handle = builder(shard)
+            .spawn(move || remote_shard(shard, shard_shared, to_owner, from_owner))
+            .map_err(|error| RunError::Executor {
+                shard,
+                reason: error.to_string(),
+            });
+        match handle {
+            Ok(handle) => handles.push(handle),
+            Err(error) => {
+                shared.shutdown.trigger();
+                return Err(error);
+            }
+        }
+    }
+    let mut first_error = None;
+    for handle in handles {
+        let outcome = handle.join().map_err(|error| RunError::Executor {
+            shard: OWNER_SHARD,
+            reason: error.to_string(),
+        });
+        if let Err(error) | Ok(Err(error)) = outcome {
+            first_error.get_or_insert(error);
+        }
+    }
+    tracing::info!("capstan stopped");
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn owner_shard(
+    shared: Shared,
+    inboxes: Vec<SharedReceiver<ToOwner>>,
+    outboxes: Vec<SharedSender<ToShard>>,
+) -> Result<(), RunError> {
+    let (inbox_sender, inbox) = local_channel::new_bounded(OWNER_INBOX_DEPTH);
+    let inbox_sender = Rc::new(inbox_sender);
+    let (connected_inboxes, connected_outboxes) = futures::join!(
+        futures::future::join_all(inboxes.into_iter().map(SharedReceiver::connect)),
+        futures::future::join_all(outboxes.into_iter().map(SharedSender::connect)),
+    );
+    for remote_inbox in connected_inboxes {
+        let forward = inbox_sender.clone();
+        glommio::spawn_local(async move {
+            while let Some(message) = remote_inbox.recv().await {
+                if forward.send(message).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+    let (own_reply_sender, own_replies) = local_channel::new_unbounded();
+    let mut replies = vec![own_reply_sender];
+    for remote_outbox in connected_outboxes {
+        let (reply_sender, reply_queue) = local_channel::new_unbounded::<ToShard>();
+        replies.push(reply_sender);
+        glommio::spawn_local(async move {
+            while let Some(answer) = reply_queue.recv().await {
+                if remote_outbox.send(answer).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .detach();
+    }
+    let config = shared.config.clone();
+    let opened = LogStore::open(
+        config.wal_dir(),
+        config.wal_segment_bytes,
+        config.member_id(),
+    )
+    .await;
+    let (log, summary) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            shared.raft_status.set_failed();
+            shared.shutdown.trigger();
+            return Err(error.into());
+        }
+    };
+    if let Some(offset) = summary.torn_tail_offset {
+        tracing::warn!(offset, "wal had a torn tail; it was truncated");
+    }
+    tracing::info!(
+        records = summary.records,
+        last_index = summary.last_index,
+        commit_index = summary.commit_index,
+        bootstrapped = summary.bootstrapped,
+        "wal replayed"
+    );
+    let group = RaftGroup::new(RaftGroupParts {
+        member_id: config.member_id(),
+        election_ticks: config.election_ticks(),
+        tick_interval: Duration::from_millis(config.heartbeat_interval_ms),
+        incarnation: shared.incarnation,
+        log,
+        read_view: shared.read_view.clone(),
+        status: shared.raft_status.clone(),
+        replies,
+        inbox,
+    });
+    let group = match group {
+        Ok(group) => group,
+        Err(error) => {
+            shared.raft_status.set_failed();
+            shared.shutdown.trigger();
+            return Err(error.into());
+        }
+    };
+    let group_shutdown = shared.shutdown.clone();
+    let group_status = shared.raft_status.clone();
+    let group_task = glommio::spawn_local(async move {
+        let result = group.run(group_shutdown.clone()).await;
+        if result.is_err() || group_status.is_failed() {
+            group_shutdown.trigger();
+        }
+        result
+    });
+    let served = serve_shard(
+        OWNER_SHARD,
+        shared,
+        OwnerSender::Local(inbox_sender),
+        Replies::Local(own_replies),
+    )
+    .await;
+    group_task.await?;
+    served
+}
+
+async fn remote_shard(
+    shard: ShardId,
+    shared: Shared,
+    to_owner: SharedSender<ToOwner>,
+    from_owner: SharedReceiver<ToShard>,
+) -> Result<(), RunError> {
+    let (to_owner, from_owner) = futures::join!(to_owner.connect(), from_owner.connect());
+    serve_shard(
+        shard,
+        shared,
+        OwnerSender::Remote(to_owner),
+        Replies::Remote(from_owner),
+    )
+    .await
+}
+
+enum Replies {
+    Local(local_channel::LocalReceiver<ToShard>),
+    Remote(ConnectedReceiver<ToShard>),
+}
+
+async fn serve_shard(
+    shard: ShardId,
+    shared: Shared,
+    owner_sender: OwnerSender,
+    replies: Replies,
+) -> Result<(), RunError> {
+    while !shared.raft_status.is_serving() {
+        if shared.shutdown.is_triggered() || shared.raft_status.is_failed() {
+            return Ok(());
+        }
+        glommio::timer::sleep(STARTUP_POLL_INTERVAL).await;
+    }
+    let config = shared.config.clone();
+    let context = Rc::new(ShardContext {
+        shard_id: shard,
+        config: config.clone(),
+        cluster_id: config.cluster_id(),
+        member_id: config.member_id(),
+        read_view: shared.read_view.clone(),
+        raft_status: shared.raft_status.clone(),
+        owner: OwnerLink::new(
+            shard,
+            owner_sender,
+            shared.incarnation,
+            config.request_timeout(),
+            config.max_request_bytes,
+        ),
+        stats: ShardStats::default(),
+    });
+    let pump_context = context.clone();
+    glommio::spawn_local(async move {
+        match replies {
+            Replies::Local(queue) => {
+                while let Some(answer) = queue.recv().await {
+                    pump_context.owner.complete(answer);
+                }
+            }
+            Replies::Remote(queue) => {
+                while let Some(answer) = queue.recv().await {
+                    pump_context.owner.complete(answer);
+                }
+            }
+        }
+    })
+    .detach();
+    for url in &config.listen_client_urls {
+        let listener = TcpListener::bind(url.address).map_err(|error| {
+            shared.shutdown.trigger();
+            RunError::Listen {
+                address: url.original.clone(),
+                reason: error.to_string(),
+            }
+        })?;
+        tracing::info!(shard, address = %url.address, "shard serving client connections");
+        glommio::spawn_local(serve_listener(
+            context.clone(),
+            listener,
+            shared.shutdown.clone(),
+        ))
+        .detach();
+    }
+    if shared.shards_serving.fetch_add(1, Ordering::SeqCst) + 1 == shared.shard_count {
+        let urls: Vec<&str> = config
+            .listen_client_urls
+            .iter()
+            .map(|url| url.original.as_str())
+            .collect();
+        tracing::info!(
+            urls = urls.join(","),
+            member_id = format!("{:x}", context.member_id),
+            "ready to serve client requests"
+        );
+    }
+    shared.shutdown.wait().await;
+    glommio::timer::sleep(SHUTDOWN_GRACE).await;
+    Ok(())
+}
