@@ -1,0 +1,268 @@
+//! Test harness: real `capstan` (and Debian `etcd` 3.4) processes on 127.0.0.1 ports, real
+//! `etcdctl` 3.4. Every process started here is killed and reaped when its handle drops.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const READY_LINE: &str = "ready to serve client requests";
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+pub fn capstan_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_capstan")
+}
+
+/// Which server program a [`Server`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Capstan,
+    /// Debian's etcd 3.4, the reference.
+    Etcd,
+}
+
+/// A server process with its data directory and log file.
+pub struct Server {
+    pub flavor: Flavor,
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    extra_args: Vec<String>,
+    ready_lines_before: Option<usize>,
+}
+
+impl Server {
+    /// Starts a fresh server in `dir` (data in `dir/data`, log in `dir/server.log`).
+    pub fn start(flavor: Flavor, dir: &Path, extra_args: &[&str]) -> Server {
+        let mut server = Server {
+            flavor,
+            child: None,
+            port: free_port(),
+            data_dir: dir.join("data"),
+            log_path: dir.join("server.log"),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            ready_lines_before: None,
+        };
+        server.launch();
+        server.wait_ready();
+        server
+    }
+
+    pub fn capstan(dir: &Path) -> Server {
+        Server::start(Flavor::Capstan, dir, &[])
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let url = self.url();
+        let program = match self.flavor {
+            Flavor::Capstan => capstan_binary().to_string(),
+            Flavor::Etcd => "etcd".to_string(),
+        };
+        let mut command = Command::new(program);
+        command
+            .arg(format!("--data-dir={}", self.data_dir.display()))
+            .arg(format!("--listen-client-urls={url}"))
+            .arg(format!("--advertise-client-urls={url}"));
+        if self.flavor == Flavor::Etcd {
+            let peer_port = free_port();
+            command
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+                .env("ETCD_UNSUPPORTED_ARCH", "");
+        }
+        command.args(&self.extra_args);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open server log");
+        let log_err = log.try_clone().expect("clone log handle");
+        command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .env_remove("CAPSTAN_LOG");
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {:?}: {error}", self.flavor));
+        self.child = Some(child);
+    }
+
+    /// Log text written since the server was first started.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn ready_lines(&self) -> usize {
+        self.log().matches(READY_LINE).count()
+    }
+
+    fn wait_ready(&mut self) {
+        let before = self.ready_lines_before.take().unwrap_or(0);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.ready_lines() > before {
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "{:?} exited with {status} before it was ready; log:\n{}",
+                        self.flavor,
+                        self.log()
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{:?} not ready in {READY_TIMEOUT:?}; log:\n{}", self.flavor, self.log());
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc_kill(child.id() as i32, 15);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Starts the same server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.ready_lines_before = Some(self.ready_lines());
+        self.launch();
+        self.wait_ready();
+    }
+
+    /// Starts the process again without waiting for readiness; returns its exit status if it
+    /// exits within `wait` (used to check refusals to start).
+    pub fn start_expecting_exit(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        self.kill9();
+        self.launch();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+/// Panics with an install hint when a Debian tool is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed: `apt-get install {package}` (the ./test script does this)"
+    );
+}
+
+/// Runs Debian's etcdctl 3.4 (API v3) against `endpoint`, optionally feeding `stdin`.
+pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    require_tool("etcdctl", "etcd-client");
+    let mut command = Command::new("etcdctl");
+    command
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--command-timeout=10s")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn etcdctl");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("etcdctl stdin");
+        pipe.write_all(input.as_bytes()).expect("write etcdctl stdin");
+    }
+    child.wait_with_output().expect("etcdctl output")
+}
+
+/// etcdctl's stdout, asserting success.
+pub fn etcdctl_ok(endpoint: &str, args: &[&str]) -> String {
+    let output = etcdctl(endpoint, args, None);
+    assert!(
+        output.status.success(),
+        "etcdctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A tokio runtime for tests that use the Rust `etcd-client` crate.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+pub async fn connect(endpoint: &str) -> etcd_client::Client {
+    etcd_client::Client::connect([format!("http://{endpoint}")], None)
+        .await
+        .expect("connect etcd-client")
+}
