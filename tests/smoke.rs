@@ -6,6 +6,9 @@ use common::*;
 fn put_then_get_with_etcdctl() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::capstan(dir.path());
-    assert_eq!(etcdctl_ok(&server.endpoint(), &["put", "k", "v"]).trim(), "OK");
+    assert_eq!(
+        etcdctl_ok(&server.endpoint(), &["put", "k", "v"]).trim(),
+        "OK"
+    );
     assert_eq!(etcdctl_ok(&server.endpoint(), &["get", "k"]), "k\nv\n");
 }

@@ -68,10 +68,6 @@ pub async fn serve_listener(context: Rc<ShardContext>, listener: TcpListener, sh
             .peer_addr()
             .map(|address| address.to_string())
             .unwrap_or_else(|_| "unknown".to_string());
-        context
-            .stats
-            .connections_accepted
-            .set(context.stats.connections_accepted.get() + 1);
         tracing::info!(shard, %peer, "accepted client connection");
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(shard, %error, "set_nodelay failed");

@@ -67,6 +67,8 @@ pub struct RaftGroup {
     reads_waiting_for_apply: Vec<(u64, Vec<(ShardId, u64)>)>,
     read_batch_sequence: u64,
     outgoing: Vec<(ShardId, ToShard)>,
+    /// Entries were applied since the read view was last published.
+    applied_since_publish: bool,
     tick_interval: Duration,
 }
 
@@ -75,7 +77,7 @@ pub struct RaftGroupParts {
     pub member_id: u64,
     pub election_ticks: usize,
     pub tick_interval: Duration,
-    pub incarnation: u16,
+    pub incarnation: u64,
     pub log: LogStore,
     pub read_view: Arc<ArcSwap<KvStore>>,
     pub status: Arc<RaftStatus>,
@@ -113,7 +115,7 @@ impl RaftGroup {
             node,
             log: parts.log,
             kv: KvStore::new(),
-            incarnation: u64::from(parts.incarnation),
+            incarnation: parts.incarnation,
             read_view: parts.read_view,
             status: parts.status,
             replies: parts.replies,
@@ -123,6 +125,7 @@ impl RaftGroup {
             reads_waiting_for_apply: Vec::new(),
             read_batch_sequence: 0,
             outgoing: Vec::new(),
+            applied_since_publish: false,
             tick_interval: parts.tick_interval,
         })
     }
@@ -266,7 +269,8 @@ impl RaftGroup {
                     revision: self.kv.current_revision(),
                     raft_term: self.node.raft.term,
                 });
-            if internal.id >> 48 == self.incarnation {
+            self.applied_since_publish = true;
+            if internal.proposer_incarnation == self.incarnation {
                 let origin = internal.origin_shard as ShardId;
                 self.outgoing.push((
                     origin,
@@ -283,8 +287,9 @@ impl RaftGroup {
     /// Publishes the read view and status, then answers writes and ready reads.
     fn flush_answers(&mut self) {
         let applied_index = self.node.raft.raft_log.applied;
-        if !self.outgoing.is_empty() {
+        if self.applied_since_publish {
             self.read_view.store(Arc::new(self.kv.clone()));
+            self.applied_since_publish = false;
         }
         self.status.publish(StatusSnapshot {
             term: self.node.raft.term,

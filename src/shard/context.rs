@@ -8,14 +8,7 @@ use crate::config::ServerConfig;
 use crate::mvcc::KvStore;
 use crate::raft::RaftStatus;
 use arc_swap::ArcSwap;
-use std::cell::Cell;
 use std::sync::Arc;
-
-/// Counters of one shard.
-#[derive(Default)]
-pub struct ShardStats {
-    pub connections_accepted: Cell<u64>,
-}
 
 pub struct ShardContext {
     pub shard_id: ShardId,
@@ -26,5 +19,4 @@ pub struct ShardContext {
     pub read_view: Arc<ArcSwap<KvStore>>,
     pub raft_status: Arc<RaftStatus>,
     pub owner: OwnerLink,
-    pub stats: ShardStats,
 }

@@ -15,7 +15,7 @@ pub mod owner_link;
 pub mod runtime;
 pub mod shutdown;
 
-pub use context::{ShardContext, ShardStats};
+pub use context::ShardContext;
 pub use shutdown::Shutdown;
 
 /// Index of a shard, 0-based.

@@ -2,8 +2,8 @@
 //!
 //! A call that writes (or needs a read index) gets a request id, registers a one-shot slot,
 //! sends its message to the owner, and waits for the owner's answer under the request timeout.
-//! Ids carry a per-process incarnation so an entry proposed before a restart and committed after
-//! it can never complete a new call.
+//! Proposals also carry the process's incarnation, so an entry proposed before a restart and
+//! committed after it can never complete a new call that reuses its id.
 
 use super::message::{ToOwner, ToShard, WriteOutcome};
 use super::ShardId;
@@ -71,7 +71,7 @@ impl OwnerLink {
     pub fn new(
         shard: ShardId,
         sender: OwnerSender,
-        incarnation: u16,
+        incarnation: u64,
         request_timeout: Duration,
         max_request_bytes: usize,
     ) -> OwnerLink {
@@ -80,7 +80,7 @@ impl OwnerLink {
             sender,
             waiting: RefCell::new(HashMap::new()),
             next_sequence: Cell::new(0),
-            incarnation: u64::from(incarnation),
+            incarnation,
             inflight: Semaphore::new(INFLIGHT_REQUESTS_PER_SHARD_MAX),
             request_timeout,
             max_request_bytes,
@@ -90,7 +90,7 @@ impl OwnerLink {
     fn next_id(&self) -> u64 {
         let sequence = self.next_sequence.get();
         self.next_sequence.set(sequence + 1);
-        (self.incarnation << 48) | ((self.shard as u64 & 0xff) << 40) | (sequence & 0xff_ffff_ffff)
+        sequence
     }
 
     async fn call(&self, id: u64, message: ToOwner) -> Result<ToShard, ServerError> {
@@ -125,6 +125,7 @@ impl OwnerLink {
         let internal = InternalRequest {
             id,
             origin_shard: self.shard as u64,
+            proposer_incarnation: self.incarnation,
             request: Some(request),
         };
         let data = Bytes::from(internal.encode_to_vec());

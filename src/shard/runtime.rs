@@ -10,7 +10,7 @@
 //! 3. every shard binds the client port (SO_REUSEPORT) and serves; the last one to bind logs
 //!    `ready to serve client requests`.
 
-use super::context::{ShardContext, ShardStats};
+use super::context::ShardContext;
 use super::message::{ToOwner, ToShard};
 use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
@@ -66,7 +66,7 @@ struct Shared {
     shutdown: Shutdown,
     shards_serving: Arc<AtomicUsize>,
     shard_count: usize,
-    incarnation: u16,
+    incarnation: u64,
 }
 
 /// The CPUs this process may run on (its affinity mask).
@@ -125,6 +125,15 @@ fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
     Ok(())
 }
 
+/// A number no earlier run of this data directory used: the start time in nanoseconds, mixed
+/// with the pid.
+fn process_incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 48)
+}
+
 /// Runs the server until SIGINT/SIGTERM or a fatal error.
 pub fn run(config: ServerConfig) -> Result<(), RunError> {
     check_ports_free(&config)?;
@@ -136,9 +145,7 @@ pub fn run(config: ServerConfig) -> Result<(), RunError> {
     };
     let shutdown = Shutdown::default();
     install_signal_handler(shutdown.clone())?;
-    let incarnation = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |elapsed| (elapsed.subsec_nanos() as u16) | 1);
+    let incarnation = process_incarnation();
     let shared = Shared {
         config: Arc::new(config),
         read_view: Arc::new(ArcSwap::from_pointee(KvStore::new())),
@@ -360,7 +367,6 @@ async fn serve_shard(
             config.request_timeout(),
             config.max_request_bytes,
         ),
-        stats: ShardStats::default(),
     });
     let pump_context = context.clone();
     glommio::spawn_local(async move {

@@ -132,7 +132,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{:?} not ready in {READY_TIMEOUT:?}; log:\n{}", self.flavor, self.log());
+        panic!(
+            "{:?} not ready in {READY_TIMEOUT:?}; log:\n{}",
+            self.flavor,
+            self.log()
+        );
     }
 
     /// SIGKILL, then reap.
@@ -236,7 +240,8 @@ pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = command.spawn().expect("spawn etcdctl");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("etcdctl stdin");
-        pipe.write_all(input.as_bytes()).expect("write etcdctl stdin");
+        pipe.write_all(input.as_bytes())
+            .expect("write etcdctl stdin");
     }
     child.wait_with_output().expect("etcdctl output")
 }
