@@ -66,9 +66,11 @@ fn the_module_doc_example() {
     assert_eq!(at(&store, 3), Err(MvccError::Compacted));
     assert_eq!(at(&store, 4), Ok(owned_pairs(&[("b", "x")])));
     assert_eq!(at(&store, 5), Ok(owned_pairs(&[("a", "3"), ("b", "x")])));
+    // The tombstone at 4 is exactly at the compaction revision: it stays (a watcher starting
+    // at 4 still gets the delete) until a later compaction.
     assert_eq!(
         store.keys.get(b"a".as_slice()).map(|h| h.revisions()),
-        Some(vec![5])
+        Some(vec![4, 5])
     );
     assert_eq!(
         store.keys.get(b"b".as_slice()).map(|h| h.revisions()),

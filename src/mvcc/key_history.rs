@@ -1,7 +1,8 @@
 //! Every stored version of one key, oldest first.
 
 use bytes::Bytes;
-use capstan_proto::mvccpb::KeyValue;
+use capstan_proto::mvccpb::event::EventType;
+use capstan_proto::mvccpb::{Event, KeyValue};
 use imbl::Vector;
 
 use crate::mvcc::revision::Revision;
@@ -105,15 +106,14 @@ impl KeyHistory {
 
     /// Drops every version no read at a revision `>= revision` can see: all
     /// versions older than the newest one `<= revision`, and that one too if
-    /// it is a tombstone (etcd's `keyIndex.compact`). Returns the approximate
+    /// it is a tombstone older than `revision` (etcd's `keyIndex.compact`).
+    /// A tombstone written exactly at `revision` stays until a later
+    /// compaction, so a watcher starting at the compaction revision still
+    /// gets that delete event (etcd issue 19179). Returns the approximate
     /// bytes released.
     pub fn compact(&mut self, revision: i64, key_len: usize) -> u64 {
-        let Some(newest_index) = self.newest_index_at(revision) else {
+        let Some(keep_from) = self.first_kept_index(revision) else {
             return 0;
-        };
-        let keep_from = match self.versions[newest_index] {
-            StoredVersion::Tombstone(_) => newest_index + 1,
-            StoredVersion::Live(_) => newest_index,
         };
         let retained = self.versions.split_off(keep_from);
         let dropped = std::mem::replace(&mut self.versions, retained);
@@ -125,9 +125,62 @@ impl KeyHistory {
 
     /// Whether `compact(revision)` would drop any version.
     pub fn compaction_drops_something(&self, revision: i64) -> bool {
-        match self.newest_index_at(revision) {
-            Some(index) => index > 0 || matches!(self.versions[index], StoredVersion::Tombstone(_)),
-            None => false,
+        self.first_kept_index(revision)
+            .is_some_and(|index| index > 0)
+    }
+
+    /// Index of the oldest version compaction at `revision` keeps.
+    fn first_kept_index(&self, revision: i64) -> Option<usize> {
+        let newest_index = self.newest_index_at(revision)?;
+        Some(match self.versions[newest_index] {
+            StoredVersion::Tombstone(tombstone) if tombstone.main < revision => newest_index + 1,
+            _ => newest_index,
+        })
+    }
+
+    /// Appends to `out` every change of this key with main revision in
+    /// `from..=to`, as watch events; `prev_kv` is the previous version when
+    /// it was live (a tombstone ends a generation, so a put after it has none).
+    pub fn events_between(
+        &self,
+        key: &Bytes,
+        from: i64,
+        to: i64,
+        out: &mut Vec<(Revision, Event)>,
+    ) {
+        let first = self.newest_index_at(from - 1).map_or(0, |index| index + 1);
+        for index in first..self.versions.len() {
+            let version = &self.versions[index];
+            let revision = version.revision();
+            if revision.main > to {
+                break;
+            }
+            let prev_kv =
+                index
+                    .checked_sub(1)
+                    .and_then(|previous| match &self.versions[previous] {
+                        StoredVersion::Live(live) => Some(live.to_key_value(key)),
+                        StoredVersion::Tombstone(_) => None,
+                    });
+            let (event_type, kv) = match version {
+                StoredVersion::Live(live) => (EventType::Put, live.to_key_value(key)),
+                StoredVersion::Tombstone(tombstone) => (
+                    EventType::Delete,
+                    KeyValue {
+                        key: key.clone(),
+                        mod_revision: tombstone.main,
+                        ..KeyValue::default()
+                    },
+                ),
+            };
+            out.push((
+                revision,
+                Event {
+                    r#type: event_type as i32,
+                    kv: Some(kv),
+                    prev_kv,
+                },
+            ));
         }
     }
 
@@ -213,6 +266,12 @@ mod tests {
         deleted_for_good.push(live(2, 2, 1));
         deleted_for_good.push(tombstone(3));
         deleted_for_good.compact(3, 1);
+        assert_eq!(
+            deleted_for_good.revisions(),
+            vec![3],
+            "kept at the compaction revision"
+        );
+        deleted_for_good.compact(4, 1);
         assert!(deleted_for_good.is_empty());
     }
 

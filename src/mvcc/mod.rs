@@ -15,7 +15,8 @@
 //! `version` counts the puts within it (1 for the first).
 //!
 //! Compaction at `c` drops, per key, every version older than the newest one
-//! `<= c`, and that one too if it is a tombstone. Reads at `c` and later are
+//! `<= c`, and that one too if it is a tombstone older than `c` (a tombstone
+//! at exactly `c` stays so a watcher starting at `c` still sees the delete). Reads at `c` and later are
 //! unaffected; reads below `c` fail with [`MvccError::Compacted`].
 //!
 //! The map is an `imbl::OrdMap` of `imbl::Vector`s, so cloning a
@@ -37,8 +38,9 @@
 //!
 //! Reading `a` at revision 3 gives value 2 (version 2); at 4 nothing; at 5
 //! value 3 with `create_revision` 5, `version` 1 (a new generation).
-//! Compacting at 4 leaves `a` with only `5: live 3` (the tombstone at 4 was
-//! the newest version `<= 4`, so it goes too) and `b` with `4.0: live x`;
+//! Compacting at 4 leaves `a` with `4.1: tombstone, 5: live 3` (the tombstone
+//! is at the compaction revision itself, so it stays until a later
+//! compaction) and `b` with `4.0: live x`;
 //! a read at revision 3 now fails with `Compacted`, one at 4 still sees
 //! `b=x` and no `a`.
 //!
@@ -55,6 +57,7 @@ mod apply;
 mod compaction;
 mod compare;
 mod error;
+mod history;
 mod key_history;
 mod key_range;
 mod range;

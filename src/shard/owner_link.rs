@@ -20,6 +20,23 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Bytes etcd's `InternalRaftRequest` spends on its header: field 100 (2-byte tag, 1-byte
+/// length) holding a `RequestHeader` whose 64-bit id is a 9-byte varint (tag 1 byte).
+const ETCD_RAFT_HEADER_BYTES: usize = 13;
+
+/// The size etcd compares with `--max-request-bytes`: the request inside etcd's own
+/// `InternalRaftRequest` (a 1-byte field tag, its length varint, the bytes) plus the header.
+/// Measuring etcd's envelope rather than ours keeps the cut-off exactly where etcd's is.
+pub fn etcd_request_bytes(request: &internal_request::Request) -> usize {
+    let inner_bytes = match request {
+        internal_request::Request::Put(put) => put.encoded_len(),
+        internal_request::Request::DeleteRange(delete) => delete.encoded_len(),
+        internal_request::Request::Txn(txn) => txn.encoded_len(),
+        internal_request::Request::Compaction(compaction) => compaction.encoded_len(),
+    };
+    ETCD_RAFT_HEADER_BYTES + 1 + prost::length_delimiter_len(inner_bytes) + inner_bytes
+}
+
 /// Calls of one shard waiting on the owner at once; bounds the owner's reply queues.
 pub const INFLIGHT_REQUESTS_PER_SHARD_MAX: u64 = 16_384;
 
@@ -64,6 +81,26 @@ struct WaitingSlot<'a> {
 impl Drop for WaitingSlot<'_> {
     fn drop(&mut self) {
         self.link.waiting.borrow_mut().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_proto::etcdserverpb::PutRequest;
+
+    #[test]
+    fn etcd_size_of_a_put_matches_etcds_cut_off() {
+        // etcd 3.4 accepts a 1-byte key with a 1,572,840-byte value and refuses one byte more.
+        let put = |value_bytes: usize| {
+            internal_request::Request::Put(PutRequest {
+                key: Bytes::from_static(b"b"),
+                value: Bytes::from(vec![b'x'; value_bytes]),
+                ..PutRequest::default()
+            })
+        };
+        assert_eq!(etcd_request_bytes(&put(1_572_840)), 1_572_864);
+        assert_eq!(etcd_request_bytes(&put(1_572_841)), 1_572_865);
     }
 }
 
@@ -121,6 +158,9 @@ impl OwnerLink {
         &self,
         request: internal_request::Request,
     ) -> Result<WriteOutcome, ServerError> {
+        if etcd_request_bytes(&request) > self.max_request_bytes {
+            return Err(ServerError::RequestTooLarge);
+        }
         let id = self.next_id();
         let internal = InternalRequest {
             id,
@@ -129,9 +169,6 @@ impl OwnerLink {
             request: Some(request),
         };
         let data = Bytes::from(internal.encode_to_vec());
-        if data.len() > self.max_request_bytes {
-            return Err(ServerError::RequestTooLarge);
-        }
         let origin = self.shard;
         match self.call(id, ToOwner::Propose { origin, id, data }).await? {
             ToShard::Applied { outcome, .. } => outcome.map_err(ServerError::Mvcc),
