@@ -35,3 +35,4 @@ pub mod mvcc;
 pub mod raft;
 pub mod server;
 pub mod shard;
+pub mod watch;

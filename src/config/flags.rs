@@ -3,8 +3,9 @@
 //! flag wins over its environment variable. An unknown flag is an error that names it.
 
 use super::{
-    ClientUrl, ServerConfig, ELECTION_TIMEOUT_MS_DEFAULT, HEARTBEAT_INTERVAL_MS_DEFAULT,
-    MAX_REQUEST_BYTES_DEFAULT, MAX_TXN_OPS_DEFAULT,
+    parse_go_duration, ClientUrl, ServerConfig, ELECTION_TIMEOUT_MS_DEFAULT,
+    HEARTBEAT_INTERVAL_MS_DEFAULT, MAX_REQUEST_BYTES_DEFAULT, MAX_TXN_OPS_DEFAULT,
+    WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ enum Kind {
     Text,
     Number,
     Bool,
+    /// A Go duration such as `5s` or `10m`.
+    Duration,
 }
 
 /// Flags with an effect, and etcd flags accepted with a warning because their subsystem does not
@@ -85,6 +88,16 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "wal-segment-bytes",
         Kind::Number,
         "size of one pre-allocated WAL segment",
+    ),
+    (
+        "watch-progress-notify-interval",
+        Kind::Duration,
+        "period of watch progress notifications (a Go duration: 10m, 5s)",
+    ),
+    (
+        "experimental-watch-progress-notify-interval",
+        Kind::Duration,
+        "etcd v3.5 name of --watch-progress-notify-interval",
     ),
 ];
 
@@ -214,6 +227,11 @@ fn check_kind(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {
             ))
         }),
         Kind::Bool => parse_bool(name, value).map(|_| ()),
+        Kind::Duration => parse_go_duration(value).map(|_| ()).map_err(|error| {
+            ConfigError(format!(
+                "invalid value \"{value}\" for flag -{name}: {error}"
+            ))
+        }),
     }
 }
 
@@ -342,7 +360,24 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     if max_txn_ops == 0 {
         return Err(ConfigError("--max-txn-ops must be at least 1".to_string()));
     }
+    let watch_progress_notify_interval = match values
+        .get("watch-progress-notify-interval")
+        .or_else(|| values.get("experimental-watch-progress-notify-interval"))
+    {
+        None => WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT,
+        Some(value) => parse_go_duration(value).map_err(|error| {
+            ConfigError(format!(
+                "invalid value \"{value}\" for flag -watch-progress-notify-interval: {error}"
+            ))
+        })?,
+    };
+    if watch_progress_notify_interval.is_zero() {
+        return Err(ConfigError(
+            "--watch-progress-notify-interval must be greater than 0".to_string(),
+        ));
+    }
     Ok(ServerConfig {
+        watch_progress_notify_interval,
         name,
         data_dir,
         listen_client_urls,

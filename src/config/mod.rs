@@ -2,10 +2,12 @@
 //! identities (member and cluster ids) derived from them exactly as etcd derives them, so a
 //! Capstan member started with the same flags as an etcd member reports the same ids.
 
+mod duration;
 mod flags;
 mod identity;
 mod url;
 
+pub use duration::parse_go_duration;
 pub use flags::{parse_args, ConfigError, Parsed};
 pub use identity::{cluster_id_of, member_id_of};
 pub use url::ClientUrl;
@@ -23,6 +25,8 @@ pub const MAX_TXN_OPS_DEFAULT: usize = 128;
 pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
 /// etcd's default `--election-timeout`, in milliseconds.
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
+/// etcd's default `--watch-progress-notify-interval`.
+pub const WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);
 /// The etcd API version Capstan implements, reported by `Maintenance.Status`. kube-apiserver
 /// only enables consistent reads from its watch cache for versions it recognises.
 pub const ETCD_API_VERSION: &str = "3.6.0";
@@ -45,6 +49,8 @@ pub struct ServerConfig {
     /// Number of shards (pinned executors); 0 means one per CPU the process may use.
     pub shards: usize,
     pub wal_segment_bytes: u64,
+    /// How often watchers that asked for progress notifications get one when idle.
+    pub watch_progress_notify_interval: Duration,
 }
 
 impl ServerConfig {

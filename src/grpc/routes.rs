@@ -47,6 +47,7 @@ pub async fn dispatch(
         method::KV_TXN => unary(body, respond, limits, |r| ctx.txn(r)).await,
         method::KV_COMPACT => unary(body, respond, limits, |r| ctx.compact(r)).await,
         method::MAINTENANCE_STATUS => unary(body, respond, limits, |r| ctx.status(r)).await,
+        method::WATCH_WATCH => streaming(body, respond, limits, |r, s| ctx.watch(r, s)).await,
         method::HEALTH_CHECK => unary(body, respond, limits, |r| ctx.health_check(r)).await,
         method::HEALTH_WATCH => {
             streaming(body, respond, limits, |r, s| ctx.health_watch(r, s)).await

@@ -17,10 +17,12 @@ use super::log_store::{LogStore, LogStoreError};
 use super::status::{RaftStatus, StatusSnapshot};
 use crate::mvcc::{KvStore, WriteRequest};
 use crate::server::ServerError;
-use crate::shard::message::{ToOwner, ToShard, WriteOutcome};
+use crate::shard::message::{Answer, ToOwner, ToShard, WriteOutcome};
 use crate::shard::{ShardId, Shutdown};
+use crate::watch::EventBatch;
 use arc_swap::ArcSwap;
 use capstan_proto::capstanpb::{internal_request, InternalRequest};
+use capstan_proto::mvccpb::Event;
 use futures::FutureExt;
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use prost::Message;
@@ -66,7 +68,9 @@ pub struct RaftGroup {
     issued_reads: HashMap<u64, ReadBatch>,
     reads_waiting_for_apply: Vec<(u64, Vec<(ShardId, u64)>)>,
     read_batch_sequence: u64,
-    outgoing: Vec<(ShardId, ToShard)>,
+    outgoing: Vec<(ShardId, Answer)>,
+    /// Events applied this turn, in revision order, for every shard's watch hub.
+    turn_events: Vec<Event>,
     /// Entries were applied since the read view was last published.
     applied_since_publish: bool,
     tick_interval: Duration,
@@ -125,6 +129,7 @@ impl RaftGroup {
             reads_waiting_for_apply: Vec::new(),
             read_batch_sequence: 0,
             outgoing: Vec::new(),
+            turn_events: Vec::new(),
             applied_since_publish: false,
             tick_interval: parts.tick_interval,
         })
@@ -189,7 +194,7 @@ impl RaftGroup {
                     } else {
                         ServerError::Stopped
                     };
-                    self.outgoing.push((origin, ToShard::Failed { id, error }));
+                    self.outgoing.push((origin, Answer::Failed { id, error }));
                 }
             }
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
@@ -261,20 +266,23 @@ impl RaftGroup {
             let Some(request) = internal.request else {
                 continue;
             };
-            let outcome = self
-                .kv
-                .apply(&to_write_request(request))
-                .map(|applied| WriteOutcome {
-                    response: applied.response,
-                    revision: self.kv.current_revision(),
-                    raft_term: self.node.raft.term,
-                });
+            let outcome = match self.kv.apply(&to_write_request(request)) {
+                Ok(applied) => {
+                    self.turn_events.extend(applied.events);
+                    Ok(WriteOutcome {
+                        response: applied.response,
+                        revision: self.kv.current_revision(),
+                        raft_term: self.node.raft.term,
+                    })
+                }
+                Err(error) => Err(error),
+            };
             self.applied_since_publish = true;
             if internal.proposer_incarnation == self.incarnation {
                 let origin = internal.origin_shard as ShardId;
                 self.outgoing.push((
                     origin,
-                    ToShard::Applied {
+                    Answer::Applied {
                         id: internal.id,
                         outcome,
                     },
@@ -284,12 +292,24 @@ impl RaftGroup {
         Ok(())
     }
 
-    /// Publishes the read view and status, then answers writes and ready reads.
+    /// Publishes the read view and status, hands the turn's events to every shard, then
+    /// answers writes and ready reads.
     fn flush_answers(&mut self) {
         let applied_index = self.node.raft.raft_log.applied;
         if self.applied_since_publish {
             self.read_view.store(Arc::new(self.kv.clone()));
             self.applied_since_publish = false;
+        }
+        if !self.turn_events.is_empty() {
+            let batch = Arc::new(EventBatch::new(
+                std::mem::take(&mut self.turn_events),
+                self.kv.current_revision(),
+            ));
+            for sender in &self.replies {
+                if sender.try_send(ToShard::Events(batch.clone())).is_err() {
+                    tracing::warn!("a shard's queue is closed; events not delivered to it");
+                }
+            }
         }
         self.status.publish(StatusSnapshot {
             term: self.node.raft.term,
@@ -301,7 +321,7 @@ impl RaftGroup {
         for (index, waiters) in std::mem::take(&mut self.reads_waiting_for_apply) {
             if index <= applied_index {
                 for (origin, id) in waiters {
-                    self.outgoing.push((origin, ToShard::ReadReady { id }));
+                    self.outgoing.push((origin, Answer::ReadReady { id }));
                 }
             } else {
                 still_waiting.push((index, waiters));
@@ -311,7 +331,7 @@ impl RaftGroup {
         for (origin, answer) in self.outgoing.drain(..) {
             match self.replies.get(origin) {
                 Some(sender) => {
-                    if sender.try_send(answer).is_err() {
+                    if sender.try_send(ToShard::Answer(answer)).is_err() {
                         tracing::warn!(origin, "reply queue closed; answer dropped");
                     }
                 }
@@ -352,11 +372,11 @@ impl RaftGroup {
         }
         for (origin, id) in waiters {
             self.outgoing
-                .push((origin, ToShard::Failed { id, error: error() }));
+                .push((origin, Answer::Failed { id, error: error() }));
         }
         for (origin, answer) in self.outgoing.drain(..) {
             if let Some(sender) = self.replies.get(origin) {
-                let _closed_is_fine = sender.try_send(answer);
+                let _closed_is_fine = sender.try_send(ToShard::Answer(answer));
             }
         }
     }

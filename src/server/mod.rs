@@ -3,6 +3,7 @@
 //! - [`kv`]: Range (served on the connection's shard; linearizable ones first wait for a read
 //!   index), Put, DeleteRange, Txn and Compact (validated here, then proposed through raft).
 //! - [`maintenance`]: Status.
+//! - [`watch`]: the Watch stream, on the shard's [`WatchHub`](crate::watch::WatchHub).
 //! - [`health`]: `grpc.health.v1.Health`.
 //! - [`error`]: this layer's error enum; `grpc::status` turns it into wire statuses.
 
@@ -10,5 +11,6 @@ pub mod error;
 pub mod health;
 pub mod kv;
 pub mod maintenance;
+pub mod watch;
 
 pub use error::ServerError;

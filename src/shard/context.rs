@@ -7,7 +7,9 @@ use super::ShardId;
 use crate::config::ServerConfig;
 use crate::mvcc::KvStore;
 use crate::raft::RaftStatus;
+use crate::watch::WatchHub;
 use arc_swap::ArcSwap;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 pub struct ShardContext {
@@ -19,4 +21,6 @@ pub struct ShardContext {
     pub read_view: Arc<ArcSwap<KvStore>>,
     pub raft_status: Arc<RaftStatus>,
     pub owner: OwnerLink,
+    /// This shard's watchers.
+    pub watch_hub: RefCell<WatchHub>,
 }

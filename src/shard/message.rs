@@ -4,7 +4,9 @@
 use super::ShardId;
 use crate::mvcc::{MvccError, WriteResponse};
 use crate::server::ServerError;
+use crate::watch::EventBatch;
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// From any shard to the raft group's owner shard.
 #[derive(Debug)]
@@ -28,9 +30,19 @@ pub struct WriteOutcome {
     pub raft_term: u64,
 }
 
-/// From the owner shard back to the shard holding the client's call.
+/// From the owner shard to every shard.
 #[derive(Debug)]
 pub enum ToShard {
+    /// The answer to one call of this shard.
+    Answer(Answer),
+    /// Everything one raft turn applied, in revision order, for the shard's watch hub. Sent
+    /// after the read view that includes it was published.
+    Events(Arc<EventBatch>),
+}
+
+/// The answer to a proposal or read-index request.
+#[derive(Debug)]
+pub enum Answer {
     Applied {
         id: u64,
         outcome: Result<WriteOutcome, MvccError>,
@@ -44,12 +56,12 @@ pub enum ToShard {
     },
 }
 
-impl ToShard {
+impl Answer {
     pub fn id(&self) -> u64 {
         match self {
-            ToShard::Applied { id, .. }
-            | ToShard::ReadReady { id }
-            | ToShard::Failed { id, .. } => *id,
+            Answer::Applied { id, .. } | Answer::ReadReady { id } | Answer::Failed { id, .. } => {
+                *id
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //! Proposals also carry the process's incarnation, so an entry proposed before a restart and
 //! committed after it can never complete a new call that reuses its id.
 
-use super::message::{ToOwner, ToShard, WriteOutcome};
+use super::message::{Answer, ToOwner, WriteOutcome};
 use super::ShardId;
 use crate::server::ServerError;
 use bytes::Bytes;
@@ -64,7 +64,7 @@ impl OwnerSender {
 pub struct OwnerLink {
     shard: ShardId,
     sender: OwnerSender,
-    waiting: RefCell<HashMap<u64, oneshot::Sender<ToShard>>>,
+    waiting: RefCell<HashMap<u64, oneshot::Sender<Answer>>>,
     next_sequence: Cell<u64>,
     incarnation: u64,
     inflight: Semaphore,
@@ -130,7 +130,7 @@ impl OwnerLink {
         sequence
     }
 
-    async fn call(&self, id: u64, message: ToOwner) -> Result<ToShard, ServerError> {
+    async fn call(&self, id: u64, message: ToOwner) -> Result<Answer, ServerError> {
         let _permit = self
             .inflight
             .acquire_permit(1)
@@ -148,7 +148,7 @@ impl OwnerLink {
         match answered {
             None => Err(ServerError::TimedOut),
             Some(Err(_canceled)) => Err(ServerError::Stopped),
-            Some(Ok(ToShard::Failed { error, .. })) => Err(error),
+            Some(Ok(Answer::Failed { error, .. })) => Err(error),
             Some(Ok(answer)) => Ok(answer),
         }
     }
@@ -171,7 +171,7 @@ impl OwnerLink {
         let data = Bytes::from(internal.encode_to_vec());
         let origin = self.shard;
         match self.call(id, ToOwner::Propose { origin, id, data }).await? {
-            ToShard::Applied { outcome, .. } => outcome.map_err(ServerError::Mvcc),
+            Answer::Applied { outcome, .. } => outcome.map_err(ServerError::Mvcc),
             other => unreachable!("owner answered a proposal with {other:?}"),
         }
     }
@@ -181,13 +181,13 @@ impl OwnerLink {
         let id = self.next_id();
         let origin = self.shard;
         match self.call(id, ToOwner::ReadIndex { origin, id }).await? {
-            ToShard::ReadReady { .. } => Ok(()),
+            Answer::ReadReady { .. } => Ok(()),
             other => unreachable!("owner answered a read index with {other:?}"),
         }
     }
 
     /// Hands an answer from the owner to the call waiting for it (if it still waits).
-    pub fn complete(&self, answer: ToShard) {
+    pub fn complete(&self, answer: Answer) {
         let waiting = self.waiting.borrow_mut().remove(&answer.id());
         if let Some(slot) = waiting {
             let _gone_is_fine = slot.send(answer);

@@ -20,11 +20,13 @@ use crate::mvcc::KvStore;
 use crate::raft::group::RaftGroupParts;
 use crate::raft::log_store::LogStore;
 use crate::raft::{RaftGroup, RaftStatus};
+use crate::watch::{HubConfig, WatchHub};
 use arc_swap::ArcSwap;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -367,22 +369,45 @@ async fn serve_shard(
             config.request_timeout(),
             config.max_request_bytes,
         ),
+        watch_hub: RefCell::new(WatchHub::new(
+            HubConfig {
+                cluster_id: config.cluster_id(),
+                member_id: config.member_id(),
+                raft_status: shared.raft_status.clone(),
+                fragment_bytes: config.grpc_receive_bytes_max(),
+            },
+            shared.read_view.load().current_revision(),
+        )),
     });
     let pump_context = context.clone();
     glommio::spawn_local(async move {
+        let handle = |message: ToShard| match message {
+            ToShard::Answer(answer) => pump_context.owner.complete(answer),
+            ToShard::Events(batch) => pump_context.watch_hub.borrow_mut().deliver(&batch),
+        };
         match replies {
             Replies::Local(queue) => {
-                while let Some(answer) = queue.recv().await {
-                    pump_context.owner.complete(answer);
+                while let Some(message) = queue.recv().await {
+                    handle(message);
                 }
             }
             Replies::Remote(queue) => {
-                while let Some(answer) = queue.recv().await {
-                    pump_context.owner.complete(answer);
+                while let Some(message) = queue.recv().await {
+                    handle(message);
                 }
             }
         }
     })
+    .detach();
+    glommio::spawn_local(crate::server::watch::catch_up_loop(
+        context.clone(),
+        shared.shutdown.clone(),
+    ))
+    .detach();
+    glommio::spawn_local(crate::server::watch::progress_loop(
+        context.clone(),
+        shared.shutdown.clone(),
+    ))
     .detach();
     for url in &config.listen_client_urls {
         let listener = TcpListener::bind(url.address).map_err(|error| {
