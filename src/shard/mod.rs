@@ -7,9 +7,11 @@
 //! - [`owner_link`] is one shard's end of that conversation: it numbers requests, bounds how many
 //!   are in flight, and completes each waiting call when its result arrives.
 //! - [`context`] is the per-shard state a call handler sees.
+//! - [`listen`] makes each shard's listening socket on the shared client port.
 //! - [`shutdown`] is the process-wide stop signal (SIGINT/SIGTERM).
 
 pub mod context;
+pub mod listen;
 pub mod message;
 pub mod owner_link;
 pub mod runtime;

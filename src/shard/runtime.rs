@@ -11,6 +11,7 @@
 //!    `ready to serve client requests`.
 
 use super::context::ShardContext;
+use super::listen::{bind_client_listener, wait_until_port_is_free};
 use super::message::{ToOwner, ToShard};
 use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
@@ -24,7 +25,6 @@ use crate::watch::{HubConfig, WatchHub};
 use arc_swap::ArcSwap;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -115,13 +115,12 @@ fn install_signal_handler(shutdown: Shutdown) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Refuses to start when another process already holds a client port (SO_REUSEPORT would
-/// otherwise let two servers split one port's connections).
+/// Refuses to start when another process already serves a client port.
 fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
     for url in &config.listen_client_urls {
-        std::net::TcpListener::bind(url.address).map_err(|error| RunError::Listen {
+        wait_until_port_is_free(url.address).map_err(|reason| RunError::Listen {
             address: url.original.clone(),
-            reason: error.to_string(),
+            reason,
         })?;
     }
     Ok(())
@@ -410,7 +409,7 @@ async fn serve_shard(
     ))
     .detach();
     for url in &config.listen_client_urls {
-        let listener = TcpListener::bind(url.address).map_err(|error| {
+        let listener = bind_client_listener(url.address).map_err(|error| {
             shared.shutdown.trigger();
             RunError::Listen {
                 address: url.original.clone(),

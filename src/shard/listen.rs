@@ -1,0 +1,63 @@
+//! The client port: one listening socket per shard, joined in one SO_REUSEPORT group.
+//!
+//! Sockets are made here rather than by glommio so they also carry SO_REUSEADDR: connections
+//! accepted by a previous run inherit the listener's options, and their TIME-WAIT leftovers
+//! must not keep a restarted server off its own port for a minute.
+
+use glommio::net::TcpListener;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::time::Duration;
+
+/// Pending connections the kernel queues per shard's listening socket.
+pub const LISTEN_BACKLOG: i32 = 1024;
+/// How long start-up waits for a listener of a previous (killed) run to go away: its sockets
+/// can outlive the process briefly while io_uring tears down.
+pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(3);
+const PORT_PROBE_INTERVAL: Duration = Duration::from_millis(50);
+const PORT_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Binds this shard's listening socket on `address`.
+pub fn bind_client_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SockAddr::from(address))?;
+    socket.listen(LISTEN_BACKLOG)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket we own (taken out of `socket`, which no
+    // longer closes it); glommio's listener takes over ownership and closes it on drop.
+    Ok(unsafe { TcpListener::from_raw_fd(fd) })
+}
+
+/// Waits until nothing accepts connections on `address`. SO_REUSEPORT would otherwise let a
+/// second server quietly share a live server's port (and split its connections).
+pub fn wait_until_port_is_free(address: SocketAddr) -> Result<(), String> {
+    let probe_address = if address.ip().is_unspecified() {
+        SocketAddr::new(
+            if address.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            address.port(),
+        )
+    } else {
+        address
+    };
+    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        if TcpStream::connect_timeout(&probe_address, PORT_PROBE_TIMEOUT).is_err() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err("Address already in use: another process accepts connections on it".into());
+        }
+        std::thread::sleep(PORT_PROBE_INTERVAL);
+    }
+}
