@@ -391,6 +391,7 @@ fn internal_request_layout() {
     let r = capstanpb::InternalRequest {
         id: 1,
         origin_shard: 2,
+        proposer_incarnation: 3,
         request: Some(capstanpb::internal_request::Request::Put(PutRequest {
             key: b("k"),
             ..Default::default()
@@ -398,7 +399,7 @@ fn internal_request_layout() {
     };
     assert_eq!(
         enc(&r),
-        [0x08, 0x01, 0x10, 0x02, 0x52, 0x03, 0x0a, 0x01, b'k']
+        [0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x52, 0x03, 0x0a, 0x01, b'k']
     );
     let tags = [
         (

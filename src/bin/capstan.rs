@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    match capstan::shard::runtime::run(config) {
+    match capstan::shard::runtime::run(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "capstan failed");

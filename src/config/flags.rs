@@ -115,7 +115,7 @@ const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
 #[derive(Debug)]
 pub enum Parsed {
     Run {
-        config: ServerConfig,
+        config: Box<ServerConfig>,
         warnings: Vec<String>,
     },
     Help(String),
@@ -215,7 +215,10 @@ pub fn parse_args(
         }
     }
     let config = build(&values)?;
-    Ok(Parsed::Run { config, warnings })
+    Ok(Parsed::Run {
+        config: Box::new(config),
+        warnings,
+    })
 }
 
 fn check_kind(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {
@@ -430,7 +433,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         match parse_args(&args(list), &env)? {
-            Parsed::Run { config, .. } => Ok(config),
+            Parsed::Run { config, .. } => Ok(*config),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -144,8 +144,10 @@ impl LogStore {
     /// Writes (and syncs) the records that start a new single-member cluster, returning them so
     /// they are replayed exactly like recovered ones.
     async fn bootstrap(&mut self, member_id: u64) -> Result<Vec<(u8, Vec<u8>)>, LogStoreError> {
-        let mut conf_state = ConfState::default();
-        conf_state.voters = vec![member_id];
+        let conf_state = ConfState {
+            voters: vec![member_id],
+            ..ConfState::default()
+        };
         let mut change = ConfChange::default();
         change.set_change_type(ConfChangeType::AddNode);
         change.node_id = member_id;
@@ -154,9 +156,11 @@ impl LogStore {
         entry.term = 1;
         entry.index = 1;
         entry.data = encode(&change).into();
-        let mut hard_state = HardState::default();
-        hard_state.term = 1;
-        hard_state.commit = 1;
+        let hard_state = HardState {
+            term: 1,
+            commit: 1,
+            ..HardState::default()
+        };
         let records = vec![
             (RECORD_CONF_STATE, encode(&conf_state)),
             (RECORD_ENTRY, encode(&entry)),

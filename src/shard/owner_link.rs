@@ -84,26 +84,6 @@ impl Drop for WaitingSlot<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use capstan_proto::etcdserverpb::PutRequest;
-
-    #[test]
-    fn etcd_size_of_a_put_matches_etcds_cut_off() {
-        // etcd 3.4 accepts a 1-byte key with a 1,572,840-byte value and refuses one byte more.
-        let put = |value_bytes: usize| {
-            internal_request::Request::Put(PutRequest {
-                key: Bytes::from_static(b"b"),
-                value: Bytes::from(vec![b'x'; value_bytes]),
-                ..PutRequest::default()
-            })
-        };
-        assert_eq!(etcd_request_bytes(&put(1_572_840)), 1_572_864);
-        assert_eq!(etcd_request_bytes(&put(1_572_841)), 1_572_865);
-    }
-}
-
 impl OwnerLink {
     pub fn new(
         shard: ShardId,
@@ -192,5 +172,25 @@ impl OwnerLink {
         if let Some(slot) = waiting {
             let _gone_is_fine = slot.send(answer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_proto::etcdserverpb::PutRequest;
+
+    #[test]
+    fn etcd_size_of_a_put_matches_etcds_cut_off() {
+        // etcd 3.4 accepts a 1-byte key with a 1,572,840-byte value and refuses one byte more.
+        let put = |value_bytes: usize| {
+            internal_request::Request::Put(PutRequest {
+                key: Bytes::from_static(b"b"),
+                value: Bytes::from(vec![b'x'; value_bytes]),
+                ..PutRequest::default()
+            })
+        };
+        assert_eq!(etcd_request_bytes(&put(1_572_840)), 1_572_864);
+        assert_eq!(etcd_request_bytes(&put(1_572_841)), 1_572_865);
     }
 }

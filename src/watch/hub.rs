@@ -186,7 +186,7 @@ impl WatchHub {
             return;
         };
         let refuse = |reason: &str| WatchResponse {
-            header: Some(header.clone()),
+            header: Some(header),
             watch_id: -1,
             created: true,
             canceled: true,
@@ -212,7 +212,7 @@ impl WatchHub {
         };
         let outbox = state.outbox.clone();
         outbox.push(WatchResponse {
-            header: Some(header.clone()),
+            header: Some(header),
             watch_id,
             created: true,
             ..WatchResponse::default()
@@ -299,7 +299,7 @@ impl WatchHub {
             }
             if !watcher.sent_since_progress {
                 watcher.outbox.push(WatchResponse {
-                    header: Some(header.clone()),
+                    header: Some(header),
                     watch_id: watcher.watch_id,
                     ..WatchResponse::default()
                 });
@@ -342,7 +342,7 @@ impl WatchHub {
                 continue;
             };
             let response = WatchResponse {
-                header: Some(header.clone()),
+                header: Some(header),
                 watch_id: watcher.watch_id,
                 events,
                 ..WatchResponse::default()
