@@ -31,6 +31,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod lease;
 pub mod mvcc;
 pub mod raft;
 pub mod server;

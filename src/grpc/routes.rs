@@ -48,6 +48,15 @@ pub async fn dispatch(
         method::KV_COMPACT => unary(body, respond, limits, |r| ctx.compact(r)).await,
         method::MAINTENANCE_STATUS => unary(body, respond, limits, |r| ctx.status(r)).await,
         method::WATCH_WATCH => streaming(body, respond, limits, |r, s| ctx.watch(r, s)).await,
+        method::LEASE_LEASE_GRANT => unary(body, respond, limits, |r| ctx.lease_grant(r)).await,
+        method::LEASE_LEASE_REVOKE => unary(body, respond, limits, |r| ctx.lease_revoke(r)).await,
+        method::LEASE_LEASE_KEEP_ALIVE => {
+            streaming(body, respond, limits, |r, s| ctx.lease_keep_alive(r, s)).await
+        }
+        method::LEASE_LEASE_TIME_TO_LIVE => {
+            unary(body, respond, limits, |r| ctx.lease_time_to_live(r)).await
+        }
+        method::LEASE_LEASE_LEASES => unary(body, respond, limits, |r| ctx.lease_leases(r)).await,
         method::HEALTH_CHECK => unary(body, respond, limits, |r| ctx.health_check(r)).await,
         method::HEALTH_WATCH => {
             streaming(body, respond, limits, |r, s| ctx.health_watch(r, s)).await

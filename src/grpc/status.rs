@@ -115,6 +115,9 @@ impl From<MvccError> for Status {
             MvccError::ValueProvided => (Code::InvalidArgument, "etcdserver: value is provided"),
             MvccError::LeaseProvided => (Code::InvalidArgument, "etcdserver: lease is provided"),
             MvccError::LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+            MvccError::LeaseExists => {
+                (Code::FailedPrecondition, "etcdserver: lease already exists")
+            }
             MvccError::EmptyKey => (Code::InvalidArgument, "etcdserver: key is not provided"),
             MvccError::TooManyTxnOps => (
                 Code::InvalidArgument,
@@ -141,6 +144,9 @@ impl From<ServerError> for Status {
             }
             ServerError::Stopped => Status::new(Code::Unavailable, "etcdserver: server stopped"),
             ServerError::NoLeader => Status::new(Code::Unavailable, "etcdserver: no leader"),
+            ServerError::LeaseTtlTooLarge => {
+                Status::new(Code::OutOfRange, "etcdserver: too large lease TTL")
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Applying one committed write request.
 
 use capstan_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
     PutResponse, TxnRequest, TxnResponse,
 };
 use capstan_proto::mvccpb::Event;
@@ -18,6 +19,9 @@ pub enum WriteRequest {
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
     Compaction(CompactionRequest),
+    /// `id` is non-zero and `ttl` already normalised by the proposer.
+    LeaseGrant(LeaseGrantRequest),
+    LeaseRevoke(LeaseRevokeRequest),
 }
 
 /// The answer to a [`WriteRequest`], headers left `None` (nested ones too).
@@ -27,6 +31,8 @@ pub enum WriteResponse {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
 }
 
 /// The outcome of applying a write.
@@ -43,8 +49,9 @@ pub struct Applied {
 impl KvStore {
     /// Applies a committed write. On error the store is unchanged: the write
     /// runs against an O(1) clone that replaces `self` only on success. A
-    /// write that changes nothing (deleting absent keys, a read-only txn)
-    /// leaves the revision where it was.
+    /// write that changes nothing (deleting absent keys, a read-only txn, a
+    /// lease grant, revoking a lease without keys) leaves the revision where
+    /// it was.
     pub fn apply(&mut self, request: &WriteRequest) -> Result<Applied, MvccError> {
         let mut working = self.clone();
         let (response, events) = match request {
@@ -60,6 +67,15 @@ impl KvStore {
             WriteRequest::DeleteRange(delete) => {
                 let mut write = WriteTxn::begin(&mut working);
                 let response = WriteResponse::DeleteRange(write.delete_range(delete)?);
+                (response, write.finish())
+            }
+            WriteRequest::LeaseGrant(grant) => (
+                WriteResponse::LeaseGrant(working.grant_lease(grant)?),
+                Vec::new(),
+            ),
+            WriteRequest::LeaseRevoke(revoke) => {
+                let mut write = WriteTxn::begin(&mut working);
+                let response = WriteResponse::LeaseRevoke(write.lease_revoke(revoke)?);
                 (response, write.finish())
             }
             WriteRequest::Txn(txn) => {

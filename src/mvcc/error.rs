@@ -21,9 +21,13 @@ pub enum MvccError {
     /// `ignore_lease` together with a non-zero lease.
     #[error("etcdserver: lease is provided")]
     LeaseProvided,
-    /// The put names a lease that does not exist.
+    /// The put or revoke names a lease that does not exist (or a grant names
+    /// lease 0).
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A grant names a lease that already exists.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
     /// A request (or a txn compare) with an empty key.
     #[error("etcdserver: key is not provided")]
     EmptyKey,
@@ -37,14 +41,16 @@ pub enum MvccError {
 
 impl MvccError {
     /// The gRPC status code etcd answers with (`rpctypes` / `togRPCError`):
-    /// 11 OUT_OF_RANGE, 3 INVALID_ARGUMENT, 5 NOT_FOUND.
+    /// 11 OUT_OF_RANGE, 3 INVALID_ARGUMENT, 5 NOT_FOUND, 9 FAILED_PRECONDITION.
     pub fn grpc_code(&self) -> i32 {
         const INVALID_ARGUMENT: i32 = 3;
         const NOT_FOUND: i32 = 5;
+        const FAILED_PRECONDITION: i32 = 9;
         const OUT_OF_RANGE: i32 = 11;
         match self {
             MvccError::Compacted | MvccError::FutureRevision => OUT_OF_RANGE,
             MvccError::LeaseNotFound => NOT_FOUND,
+            MvccError::LeaseExists => FAILED_PRECONDITION,
             MvccError::KeyNotFound
             | MvccError::ValueProvided
             | MvccError::LeaseProvided

@@ -24,6 +24,17 @@
 //! snapshots, and each write is applied to a clone that replaces the store
 //! only if the whole write succeeded.
 //!
+//! # Leases
+//!
+//! The store also holds the granted leases: id, granted TTL and the keys
+//! attached. A key is attached to lease `L` exactly while it is live and its
+//! newest version carries `L`: a put moves the key to its new lease (lease 0
+//! detaches it, `ignore_lease` keeps the old one), a delete detaches it.
+//! Puts need their lease to exist. A grant uses no revision; a revoke
+//! deletes the attached keys in key order as one write (one revision, or
+//! none if no key is attached) and forgets the lease. Compaction leaves
+//! leases alone; expiry is decided outside the store.
+//!
 //! # Worked example
 //!
 //! A fresh store is at revision 1.
@@ -51,7 +62,7 @@
 //!   versions; `key_range`: what `key`/`range_end` select;
 //! * `range`: serving a range; `apply`: dispatching writes; `write_txn`:
 //!   puts and deletes under one revision; `txn`/`compare`: transactions;
-//!   `compaction`: dropping old versions.
+//!   `compaction`: dropping old versions; `lease`: leases and attachments.
 
 mod apply;
 mod compaction;
@@ -60,6 +71,7 @@ mod error;
 mod history;
 mod key_history;
 mod key_range;
+mod lease;
 mod range;
 mod revision;
 mod store;
@@ -69,6 +81,8 @@ mod write_txn;
 
 #[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
@@ -84,6 +98,7 @@ mod write_tests;
 
 pub use apply::{Applied, WriteRequest, WriteResponse};
 pub use error::MvccError;
+pub use lease::LeaseInfo;
 pub use revision::Revision;
 pub use store::KvStore;
 pub use validation::{check_delete_range, check_put, check_range, check_txn};

@@ -1,17 +1,20 @@
 //! Seeded randomized test: the store against a naive model that keeps every
-//! change ever made as `(revision, key, value or deletion)` and answers a
-//! read at revision `r` by replaying the log up to `r`.
+//! change ever made as `(revision, key, (value, lease) or deletion)` and
+//! answers a read at revision `r` by replaying the log up to `r`. Leases are
+//! a set of ids; a lease's keys are the live keys whose lease is that id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use capstan_proto::etcdserverpb::compare::{CompareResult, CompareTarget};
-use capstan_proto::etcdserverpb::{Compare, RangeRequest, RequestOp, TxnRequest};
+use capstan_proto::etcdserverpb::{
+    request_op::Request, Compare, RangeRequest, RequestOp, TxnRequest,
+};
 use capstan_proto::mvccpb::KeyValue;
 
 use crate::mvcc::key_range::KeyRange;
 use crate::mvcc::test_support::*;
-use crate::mvcc::{KvStore, MvccError};
+use crate::mvcc::{KvStore, MvccError, WriteRequest};
 
 /// Knuth's MMIX linear congruential generator.
 struct Lcg(u64);
@@ -45,6 +48,13 @@ fn random_key(rng: &mut Lcg) -> String {
 
 /// A key range in request form: a single key, everything from a key, or an
 /// interval (possibly empty or inverted).
+/// Lease ids the test draws from.
+const LEASE_IDS: i64 = 4;
+
+fn random_lease_id(rng: &mut Lcg) -> i64 {
+    1 + rng.below(LEASE_IDS as u64) as i64
+}
+
 fn random_range(rng: &mut Lcg) -> (String, String) {
     let key = random_key(rng);
     let range_end = match rng.below(4) {
@@ -55,12 +65,19 @@ fn random_range(rng: &mut Lcg) -> (String, String) {
     (key, range_end)
 }
 
+/// A change: the new value and lease, or `None` for a deletion.
+type Change = Option<(Bytes, i64)>;
+
 #[derive(Default)]
 struct Model {
     /// Every change, in apply order.
-    log: Vec<(i64, Bytes, Option<Bytes>)>,
+    log: Vec<(i64, Bytes, Change)>,
     current_revision: i64,
     last_compaction: i64,
+    /// Leases granted and not revoked.
+    leases: BTreeSet<i64>,
+    /// Keys deleted by revokes so far.
+    revoked_keys: usize,
 }
 
 impl Model {
@@ -69,6 +86,8 @@ impl Model {
             log: Vec::new(),
             current_revision: 1,
             last_compaction: -1,
+            leases: BTreeSet::new(),
+            revoked_keys: 0,
         }
     }
 
@@ -80,7 +99,7 @@ impl Model {
                 break;
             }
             match value {
-                Some(value) => {
+                Some((value, lease)) => {
                     let (create_revision, version) = match live.get(key) {
                         Some(previous) => (previous.create_revision, previous.version + 1),
                         None => (*change_revision, 1),
@@ -93,7 +112,7 @@ impl Model {
                             mod_revision: *change_revision,
                             version,
                             value: value.clone(),
-                            lease: 0,
+                            lease: *lease,
                         },
                     );
                 }
@@ -112,6 +131,15 @@ impl Model {
             .filter(|kv| range.contains(&kv.key))
             .collect()
     }
+
+    /// Keys live at `revision` that carry `lease`, ascending.
+    fn lease_keys(&self, lease: i64, revision: i64) -> Vec<Bytes> {
+        self.state_at(revision)
+            .into_values()
+            .filter(|kv| kv.lease == lease)
+            .map(|kv| kv.key)
+            .collect()
+    }
 }
 
 /// Applies a txn of plain puts and deletes to the model, in order, under
@@ -126,10 +154,9 @@ impl ModelTxn<'_> {
     fn run(&mut self, ops: &[ModelOp]) {
         for op in ops {
             match op {
-                ModelOp::Put(key, value) => {
-                    self.model
-                        .log
-                        .push((self.start + 1, bytes(key), Some(bytes(value))));
+                ModelOp::Put(key, value, lease) => {
+                    let change = Some((bytes(value), *lease));
+                    self.model.log.push((self.start + 1, bytes(key), change));
                     self.changed = true;
                 }
                 ModelOp::Delete(key, range_end) => {
@@ -203,7 +230,8 @@ impl ModelCompare {
 }
 
 enum ModelOp {
-    Put(String, String),
+    /// Key, value, lease (0 or one that exists when the write starts).
+    Put(String, String, i64),
     Delete(String, String),
     Nested(ModelCompare, Vec<ModelOp>, Vec<ModelOp>),
 }
@@ -211,7 +239,9 @@ enum ModelOp {
 impl ModelOp {
     fn to_request(&self) -> RequestOp {
         match self {
-            ModelOp::Put(key, value) => put_op(key, value),
+            ModelOp::Put(key, value, lease) => RequestOp {
+                request: Some(Request::RequestPut(leased_put_request(key, value, *lease))),
+            },
             ModelOp::Delete(key, range_end) => delete_op(key, range_end),
             ModelOp::Nested(compare, success, failure) => txn_op(TxnRequest {
                 compare: vec![compare.to_request()],
@@ -226,10 +256,24 @@ fn random_value(rng: &mut Lcg, step: usize) -> String {
     format!("v{}-{step}", rng.below(5))
 }
 
+/// 0 most of the time, else an existing lease if there is one.
+fn random_existing_lease(rng: &mut Lcg, model: &Model) -> i64 {
+    if model.leases.is_empty() || !rng.chance(30) {
+        return 0;
+    }
+    let index = rng.below(model.leases.len() as u64) as usize;
+    model.leases.iter().nth(index).copied().unwrap_or(0)
+}
+
+fn random_put(rng: &mut Lcg, model: &Model, step: usize) -> ModelOp {
+    let (key, value) = (random_key(rng), random_value(rng, step));
+    ModelOp::Put(key, value, random_existing_lease(rng, model))
+}
+
 fn random_ops(rng: &mut Lcg, model: &Model, step: usize, depth: u32) -> Vec<ModelOp> {
     (0..rng.below(4))
         .map(|_| match rng.below(10) {
-            0..=5 => ModelOp::Put(random_key(rng), random_value(rng, step)),
+            0..=5 => random_put(rng, model, step),
             6..=8 => {
                 let (key, range_end) = random_range(rng);
                 ModelOp::Delete(key, range_end)
@@ -239,7 +283,7 @@ fn random_ops(rng: &mut Lcg, model: &Model, step: usize, depth: u32) -> Vec<Mode
                 random_ops(rng, model, step, depth - 1),
                 random_ops(rng, model, step, depth - 1),
             ),
-            _ => ModelOp::Put(random_key(rng), random_value(rng, step)),
+            _ => random_put(rng, model, step),
         })
         .collect()
 }
@@ -251,11 +295,45 @@ fn apply_both(store: &mut KvStore, model: &mut Model, rng: &mut Lcg, step: usize
         start,
         changed: false,
     };
-    match rng.below(10) {
+    match rng.below(12) {
         0..=3 => {
             let (key, value) = (random_key(rng), random_value(rng, step));
-            put(store, &key, &value);
-            model_txn.run(&[ModelOp::Put(key, value)]);
+            let mut lease = random_existing_lease(rng, model_txn.model);
+            if rng.chance(10) {
+                // Possibly a lease that does not exist.
+                lease = random_lease_id(rng);
+            }
+            let request = WriteRequest::Put(leased_put_request(&key, &value, lease));
+            let result = store.apply(&request);
+            if lease == 0 || model_txn.model.leases.contains(&lease) {
+                assert!(result.is_ok(), "step {step}: {result:?}");
+                model_txn.run(&[ModelOp::Put(key, value, lease)]);
+            } else {
+                assert_eq!(result.map(|_| ()), Err(MvccError::LeaseNotFound));
+            }
+        }
+        10 => {
+            let id = random_lease_id(rng);
+            let result = store.apply(&grant_request(id, 5));
+            if model_txn.model.leases.insert(id) {
+                assert!(result.is_ok(), "step {step}: grant {id}");
+            } else {
+                assert_eq!(result.map(|_| ()), Err(MvccError::LeaseExists));
+            }
+        }
+        11 => {
+            let id = random_lease_id(rng);
+            let result = store.apply(&revoke_request(id));
+            if model_txn.model.leases.remove(&id) {
+                assert!(result.is_ok(), "step {step}: revoke {id}");
+                for key in model_txn.model.lease_keys(id, start) {
+                    model_txn.model.log.push((start + 1, key, None));
+                    model_txn.model.revoked_keys += 1;
+                    model_txn.changed = true;
+                }
+            } else {
+                assert_eq!(result.map(|_| ()), Err(MvccError::LeaseNotFound));
+            }
         }
         4..=5 => {
             let (key, range_end) = random_range(rng);
@@ -337,11 +415,26 @@ fn check_random_read(store: &KvStore, model: &Model, rng: &mut Lcg, step: usize)
     assert_eq!(response.kvs, expected, "{context}");
 }
 
+/// Every lease exists in the store exactly when in the model, with the
+/// model's keys.
+fn check_leases(store: &KvStore, model: &Model, step: usize) {
+    let ids: Vec<i64> = model.leases.iter().copied().collect();
+    assert_eq!(store.lease_ids(), ids, "step {step}");
+    for id in 1..=LEASE_IDS {
+        let expected = model
+            .leases
+            .contains(&id)
+            .then(|| model.lease_keys(id, model.current_revision));
+        let actual = store.lease(id).map(|lease| lease.keys);
+        assert_eq!(actual, expected, "step {step}: lease {id}");
+    }
+}
+
 fn run_seed(seed: u64, steps: usize) {
     let mut rng = Lcg(seed);
     let mut store = KvStore::new();
     let mut model = Model::new();
-    let mut snapshots: Vec<(KvStore, i64)> = Vec::new();
+    let mut snapshots: Vec<(KvStore, i64, BTreeSet<i64>)> = Vec::new();
     for step in 0..steps {
         apply_both(&mut store, &mut model, &mut rng, step);
         assert_eq!(
@@ -357,8 +450,9 @@ fn run_seed(seed: u64, steps: usize) {
         for _ in 0..3 {
             check_random_read(&store, &model, &mut rng, step);
         }
+        check_leases(&store, &model, step);
         if rng.chance(5) {
-            snapshots.push((store.clone(), model.current_revision));
+            snapshots.push((store.clone(), model.current_revision, model.leases.clone()));
         }
     }
     // The run must have exercised history, deletions and compaction.
@@ -368,10 +462,24 @@ fn run_seed(seed: u64, steps: usize) {
         model.log.iter().any(|(_, _, value)| value.is_none()),
         "seed {seed}"
     );
+    assert!(
+        model
+            .log
+            .iter()
+            .any(|(_, _, value)| matches!(value, Some((_, lease)) if *lease != 0)),
+        "seed {seed}"
+    );
+    assert!(model.revoked_keys > 0, "seed {seed}");
     // Old snapshots still answer as of their own revision.
-    for (snapshot, revision) in &snapshots {
+    for (snapshot, revision, leases) in &snapshots {
         let everything = snapshot.range(&range_request("\0", "\0")).expect("range");
         assert_eq!(everything.kvs, model.range("\0", "\0", *revision));
+        let lease_ids: Vec<i64> = leases.iter().copied().collect();
+        assert_eq!(snapshot.lease_ids(), lease_ids);
+        for id in leases {
+            let keys = snapshot.lease(*id).map(|lease| lease.keys);
+            assert_eq!(keys, Some(model.lease_keys(*id, *revision)));
+        }
     }
 }
 

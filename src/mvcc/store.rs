@@ -7,6 +7,7 @@ use imbl::OrdMap;
 use crate::mvcc::error::MvccError;
 use crate::mvcc::key_history::{KeyHistory, LiveVersion, StoredVersion};
 use crate::mvcc::key_range::KeyRange;
+use crate::mvcc::lease::LeaseRecord;
 use crate::mvcc::range::execute_range;
 
 /// The MVCC key-value state machine. Cloning is O(1) and shares structure,
@@ -23,8 +24,10 @@ pub struct KvStore {
     pub(in crate::mvcc) last_compaction: i64,
     /// Keys live at `current_revision`.
     pub(in crate::mvcc) live_key_count: usize,
-    /// Rough size of all retained versions.
+    /// Rough size of all retained versions and leases.
     pub(in crate::mvcc) approximate_bytes: u64,
+    /// Every granted, not yet revoked lease, with the keys attached to it.
+    pub(in crate::mvcc) leases: OrdMap<i64, LeaseRecord>,
 }
 
 impl Default for KvStore {
@@ -42,6 +45,7 @@ impl KvStore {
             last_compaction: -1,
             live_key_count: 0,
             approximate_bytes: 0,
+            leases: OrdMap::new(),
         }
     }
 
@@ -61,7 +65,7 @@ impl KvStore {
     }
 
     /// Rough size in bytes of every retained version (keys, values and
-    /// bookkeeping), for `Status.dbSize`.
+    /// bookkeeping) and lease, for `Status.dbSize`.
     pub fn approximate_bytes(&self) -> u64 {
         self.approximate_bytes
     }
@@ -92,17 +96,23 @@ impl KvStore {
         self.keys.get(key).and_then(KeyHistory::live_now)
     }
 
-    /// Appends a new version of `key`, keeping the counters in step.
+    /// Appends a new version of `key`, keeping the counters and the
+    /// key's lease attachment in step (etcd's `Attach`/`Detach` in `put`
+    /// and `delete`). A new live version's lease must exist.
     pub(crate) fn record_version(&mut self, key: Bytes, version: StoredVersion) {
         self.approximate_bytes += version.approximate_bytes(key.len());
-        let history = self.keys.entry(key).or_default();
-        let was_live = history.live_now().is_some();
-        let is_live = matches!(version, StoredVersion::Live(_));
+        let new_lease = match &version {
+            StoredVersion::Live(live) => Some(live.lease),
+            StoredVersion::Tombstone(_) => None,
+        };
+        let history = self.keys.entry(key.clone()).or_default();
+        let old_lease = history.live_now().map(|live| live.lease);
         history.push(version);
-        match (was_live, is_live) {
+        match (old_lease.is_some(), new_lease.is_some()) {
             (false, true) => self.live_key_count += 1,
             (true, false) => self.live_key_count -= 1,
             _ => {}
         }
+        self.reattach_key(&key, old_lease.unwrap_or(0), new_lease.unwrap_or(0));
     }
 }

@@ -4,7 +4,8 @@ use bytes::Bytes;
 use capstan_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use capstan_proto::etcdserverpb::{
     request_op::Request, response_op::Response, CompactionRequest, Compare, DeleteRangeRequest,
-    PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
+    TxnRequest, TxnResponse,
 };
 use capstan_proto::mvccpb::KeyValue;
 
@@ -20,6 +21,21 @@ pub fn put_request(key: &str, value: &str) -> PutRequest {
         value: bytes(value),
         ..PutRequest::default()
     }
+}
+
+pub fn leased_put_request(key: &str, value: &str, lease: i64) -> PutRequest {
+    PutRequest {
+        lease,
+        ..put_request(key, value)
+    }
+}
+
+pub fn grant_request(id: i64, ttl: i64) -> WriteRequest {
+    WriteRequest::LeaseGrant(LeaseGrantRequest { ttl, id })
+}
+
+pub fn revoke_request(id: i64) -> WriteRequest {
+    WriteRequest::LeaseRevoke(LeaseRevokeRequest { id })
 }
 
 pub fn range_request(key: &str, range_end: &str) -> RangeRequest {
@@ -114,6 +130,29 @@ pub fn put(store: &mut KvStore, key: &str, value: &str) -> Applied {
     store
         .apply(&WriteRequest::Put(put_request(key, value)))
         .expect("test put")
+}
+
+/// Applies a put with a lease, panicking on failure (test setup only).
+pub fn leased_put(store: &mut KvStore, key: &str, value: &str, lease: i64) -> Applied {
+    store
+        .apply(&WriteRequest::Put(leased_put_request(key, value, lease)))
+        .expect("test leased put")
+}
+
+/// Grants a lease, panicking on failure (test setup only).
+pub fn grant(store: &mut KvStore, id: i64, ttl: i64) {
+    store.apply(&grant_request(id, ttl)).expect("test grant");
+}
+
+/// Keys attached to lease `id`, as strings; `None` if it does not exist.
+pub fn lease_keys(store: &KvStore, id: i64) -> Option<Vec<String>> {
+    store.lease(id).map(|lease| {
+        lease
+            .keys
+            .iter()
+            .map(|key| String::from_utf8_lossy(key).into_owned())
+            .collect()
+    })
 }
 
 /// Applies a delete, panicking on failure (test setup only).

@@ -8,7 +8,8 @@
 //!    runs: a range's revision must not be in the future or compacted (a
 //!    non-zero revision below the compaction floor is compacted, so a
 //!    negative revision inside a txn fails once anything was compacted), and
-//!    a put's lease must exist and `ignore_*` needs the key.
+//!    a put's lease must exist (leases cannot change inside a txn) and
+//!    `ignore_*` needs the key.
 //! 3. The ops run in order, each seeing the earlier ones' writes; all writes
 //!    share one main revision. Any error fails the whole txn (the caller
 //!    discards its working copy; etcd would panic here instead).
@@ -20,7 +21,7 @@ use capstan_proto::etcdserverpb::{
 use crate::mvcc::compare::compares_hold;
 use crate::mvcc::error::MvccError;
 use crate::mvcc::store::KvStore;
-use crate::mvcc::write_txn::{check_lease_exists, WriteTxn};
+use crate::mvcc::write_txn::WriteTxn;
 
 /// Runs `request` inside `write`, where `start` is the store as it was when
 /// the txn began.
@@ -58,7 +59,8 @@ fn check_chosen_ops(start: &KvStore, request: &TxnRequest) -> Result<(), MvccErr
                 }
             }
             Some(Request::RequestPut(put)) => {
-                check_lease_exists(put.lease)?;
+                // etcd's `checkPut`: the lease first, then `ignore_*`.
+                start.check_lease_exists(put.lease)?;
                 if (put.ignore_value || put.ignore_lease) && start.live_now(&put.key).is_none() {
                     return Err(MvccError::KeyNotFound);
                 }

@@ -276,7 +276,7 @@ fn negative_range_revision_in_txn_is_compacted_after_a_compaction() {
 }
 
 #[test]
-fn txn_put_with_lease_fails() {
+fn txn_put_with_an_unknown_lease_fails() {
     let mut store = KvStore::new();
     let mut with_lease = put_request("a", "1");
     with_lease.lease = 5;

@@ -110,7 +110,7 @@ fn ignore_lease_needs_the_key() {
 }
 
 #[test]
-fn put_with_a_lease_fails_until_leases_exist() {
+fn put_with_an_unknown_lease_fails() {
     let mut store = KvStore::new();
     let mut request = put_request("k", "v");
     request.lease = 7;

@@ -1,4 +1,5 @@
-//! One atomic write: the changes of a Put, a DeleteRange or a whole Txn.
+//! One atomic write: the changes of a Put, a DeleteRange, a whole Txn or a
+//! LeaseRevoke.
 //!
 //! All changes share main revision `begin + 1` and get consecutive sub
 //! revisions. They are recorded in the store immediately, so later reads in
@@ -8,7 +9,8 @@
 
 use bytes::Bytes;
 use capstan_proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    DeleteRangeRequest, DeleteRangeResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse,
 };
 use capstan_proto::mvccpb::{event::EventType, Event, KeyValue};
 
@@ -54,9 +56,11 @@ impl<'store> WriteTxn<'store> {
     }
 
     /// etcd's `put`: a new version of the key, continuing its generation if
-    /// it is live, starting a new one (version 1) otherwise.
+    /// it is live, starting a new one (version 1) otherwise. The lease is
+    /// checked first, as etcd's `checkLease` runs before `checkAndGetPrevKV`;
+    /// `ignore_lease` keeps the previous version's lease.
     pub fn put(&mut self, request: &PutRequest) -> Result<PutResponse, MvccError> {
-        check_lease_exists(request.lease)?;
+        self.store.check_lease_exists(request.lease)?;
         let previous = self.store.live_now(&request.key).cloned();
         if (request.ignore_value || request.ignore_lease) && previous.is_none() {
             return Err(MvccError::KeyNotFound);
@@ -109,18 +113,7 @@ impl<'store> WriteTxn<'store> {
             .collect();
         let mut prev_kvs = Vec::new();
         for (key, previous_kv) in &doomed {
-            let revision = self.next_revision();
-            self.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(KeyValue {
-                    key: key.clone(),
-                    mod_revision: revision.main,
-                    ..KeyValue::default()
-                }),
-                prev_kv: Some(previous_kv.clone()),
-            });
-            self.store
-                .record_version(key.clone(), StoredVersion::Tombstone(revision));
+            self.delete_key(key, previous_kv);
             if request.prev_kv {
                 prev_kvs.push(previous_kv.clone());
             }
@@ -130,6 +123,43 @@ impl<'store> WriteTxn<'store> {
             deleted: i64::try_from(doomed.len()).unwrap_or(i64::MAX),
             prev_kvs,
         })
+    }
+
+    /// etcd's `lessor.Revoke`: deletes every live key attached to the lease,
+    /// in key order, as one write, then forgets the lease. With nothing to
+    /// delete no revision is used.
+    pub fn lease_revoke(
+        &mut self,
+        request: &LeaseRevokeRequest,
+    ) -> Result<LeaseRevokeResponse, MvccError> {
+        let keys = self
+            .store
+            .lease_keys(request.id)
+            .ok_or(MvccError::LeaseNotFound)?;
+        for key in &keys {
+            let previous = self.store.live_now(key).map(|live| live.to_key_value(key));
+            if let Some(previous_kv) = previous {
+                self.delete_key(key, &previous_kv);
+            }
+        }
+        self.store.remove_lease(request.id);
+        Ok(LeaseRevokeResponse { header: None })
+    }
+
+    /// A tombstone for `key`, whose live version is `previous_kv`.
+    fn delete_key(&mut self, key: &Bytes, previous_kv: &KeyValue) {
+        let revision = self.next_revision();
+        self.events.push(Event {
+            r#type: EventType::Delete as i32,
+            kv: Some(KeyValue {
+                key: key.clone(),
+                mod_revision: revision.main,
+                ..KeyValue::default()
+            }),
+            prev_kv: Some(previous_kv.clone()),
+        });
+        self.store
+            .record_version(key.clone(), StoredVersion::Tombstone(revision));
     }
 
     /// Ends the write: moves the store to the write's revision if anything
@@ -146,15 +176,5 @@ impl<'store> WriteTxn<'store> {
             main: self.begin_revision + 1,
             sub: i64::try_from(self.events.len()).unwrap_or(i64::MAX),
         }
-    }
-}
-
-/// Leases do not exist yet, so any non-zero lease is unknown (etcd:
-/// "requested lease not found", checked before anything else in a put).
-pub(crate) fn check_lease_exists(lease: i64) -> Result<(), MvccError> {
-    if lease == 0 {
-        Ok(())
-    } else {
-        Err(MvccError::LeaseNotFound)
     }
 }

@@ -15,6 +15,7 @@
 
 use super::log_store::{LogStore, LogStoreError};
 use super::status::{RaftStatus, StatusSnapshot};
+use crate::lease::{Lessor, REVOKES_PER_TICK_MAX};
 use crate::mvcc::{KvStore, WriteRequest};
 use crate::server::ServerError;
 use crate::shard::message::{Answer, ToOwner, ToShard, WriteOutcome};
@@ -22,6 +23,7 @@ use crate::shard::{ShardId, Shutdown};
 use crate::watch::EventBatch;
 use arc_swap::ArcSwap;
 use capstan_proto::capstanpb::{internal_request, InternalRequest};
+use capstan_proto::etcdserverpb::LeaseRevokeRequest;
 use capstan_proto::mvccpb::Event;
 use futures::FutureExt;
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
@@ -37,6 +39,8 @@ use std::time::{Duration, Instant};
 pub const MESSAGES_PER_TURN_MAX: usize = 4_096;
 /// Largest raft message raft-rs may build (only matters once there are peers).
 pub const RAFT_MESSAGE_BYTES_MAX: u64 = 1024 * 1024;
+/// `origin_shard` of proposals the owner makes itself (lease revokes on expiry): nobody waits.
+pub const OWNER_ORIGIN: u64 = u64::MAX;
 /// Committed entries handed out per Ready, bounding the work of one turn during replay.
 pub const COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
 
@@ -74,6 +78,10 @@ pub struct RaftGroup {
     /// Entries were applied since the read view was last published.
     applied_since_publish: bool,
     tick_interval: Duration,
+    lessor: Lessor,
+    /// Leases get this much extra life when this member starts leading (etcd extends them by an
+    /// election timeout on promotion).
+    lease_extension_on_lead: Duration,
 }
 
 /// What the group needs from start-up.
@@ -81,6 +89,7 @@ pub struct RaftGroupParts {
     pub member_id: u64,
     pub election_ticks: usize,
     pub tick_interval: Duration,
+    pub election_timeout: Duration,
     pub incarnation: u64,
     pub log: LogStore,
     pub read_view: Arc<ArcSwap<KvStore>>,
@@ -95,6 +104,8 @@ fn to_write_request(request: internal_request::Request) -> WriteRequest {
         internal_request::Request::DeleteRange(delete) => WriteRequest::DeleteRange(delete),
         internal_request::Request::Txn(txn) => WriteRequest::Txn(txn),
         internal_request::Request::Compaction(compaction) => WriteRequest::Compaction(compaction),
+        internal_request::Request::LeaseGrant(grant) => WriteRequest::LeaseGrant(grant),
+        internal_request::Request::LeaseRevoke(revoke) => WriteRequest::LeaseRevoke(revoke),
     }
 }
 
@@ -132,6 +143,8 @@ impl RaftGroup {
             turn_events: Vec::new(),
             applied_since_publish: false,
             tick_interval: parts.tick_interval,
+            lessor: Lessor::default(),
+            lease_extension_on_lead: parts.election_timeout,
         })
     }
 
@@ -162,6 +175,7 @@ impl RaftGroup {
             }
             if Instant::now() >= next_tick {
                 self.node.tick();
+                self.propose_expired_revokes();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
@@ -198,6 +212,55 @@ impl RaftGroup {
                 }
             }
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
+            ToOwner::LeaseKeepAlive {
+                origin,
+                id,
+                lease_id,
+            } => {
+                let granted_ttl = self.kv.lease(lease_id).map(|lease| lease.granted_ttl);
+                let ttl = self.lessor.renew(lease_id, granted_ttl, Instant::now());
+                self.outgoing.push((origin, Answer::LeaseTtl { id, ttl }));
+            }
+            ToOwner::LeaseTimeToLive {
+                origin,
+                id,
+                lease_id,
+            } => {
+                let ttl = match self.kv.lease(lease_id) {
+                    None => -1,
+                    Some(_) => self
+                        .lessor
+                        .remaining_seconds(lease_id, Instant::now())
+                        .unwrap_or(-1),
+                };
+                self.outgoing.push((origin, Answer::LeaseTtl { id, ttl }));
+            }
+        }
+    }
+
+    /// The leader revokes leases past their deadline through raft, a bounded number per tick.
+    fn propose_expired_revokes(&mut self) {
+        if self.node.raft.state != StateRole::Leader || !self.status.is_serving() {
+            return;
+        }
+        for lease_id in self
+            .lessor
+            .take_expired(Instant::now(), REVOKES_PER_TICK_MAX)
+        {
+            let internal = InternalRequest {
+                id: 0,
+                origin_shard: OWNER_ORIGIN,
+                proposer_incarnation: self.incarnation,
+                request: Some(internal_request::Request::LeaseRevoke(LeaseRevokeRequest {
+                    id: lease_id,
+                })),
+            };
+            if let Err(error) = self.node.propose(Vec::new(), internal.encode_to_vec()) {
+                tracing::warn!(lease_id, %error, "could not propose the revoke of an expired lease");
+                self.lessor.on_revoked(lease_id);
+            } else {
+                tracing::debug!(lease_id, "lease expired; revoke proposed");
+            }
         }
     }
 
@@ -266,7 +329,10 @@ impl RaftGroup {
             let Some(request) = internal.request else {
                 continue;
             };
-            let outcome = match self.kv.apply(&to_write_request(request)) {
+            let write = to_write_request(request);
+            let applied = self.kv.apply(&write);
+            self.track_leases(&write, applied.is_ok());
+            let outcome = match applied {
                 Ok(applied) => {
                     self.turn_events.extend(applied.events);
                     Ok(WriteOutcome {
@@ -278,7 +344,9 @@ impl RaftGroup {
                 Err(error) => Err(error),
             };
             self.applied_since_publish = true;
-            if internal.proposer_incarnation == self.incarnation {
+            if internal.proposer_incarnation == self.incarnation
+                && internal.origin_shard != OWNER_ORIGIN
+            {
                 let origin = internal.origin_shard as ShardId;
                 self.outgoing.push((
                     origin,
@@ -290,6 +358,18 @@ impl RaftGroup {
             }
         }
         Ok(())
+    }
+
+    /// Keeps the lease clock in step with applied grants and revokes.
+    fn track_leases(&mut self, write: &WriteRequest, succeeded: bool) {
+        match write {
+            WriteRequest::LeaseGrant(grant) if succeeded => {
+                self.lessor.on_granted(grant.id, grant.ttl, Instant::now())
+            }
+            // A failed revoke means the lease was already gone: forget it either way.
+            WriteRequest::LeaseRevoke(revoke) => self.lessor.on_revoked(revoke.id),
+            _ => {}
+        }
     }
 
     /// Publishes the read view and status, hands the turn's events to every shard, then
@@ -349,6 +429,17 @@ impl RaftGroup {
             && raft.raft_log.committed == raft.raft_log.last_index()
             && raft.raft_log.applied == raft.raft_log.committed;
         if caught_up {
+            let leases: Vec<(i64, i64)> = self
+                .kv
+                .lease_ids()
+                .into_iter()
+                .filter_map(|id| self.kv.lease(id).map(|lease| (id, lease.granted_ttl)))
+                .collect();
+            self.lessor.restart_all(
+                leases.into_iter(),
+                Instant::now(),
+                self.lease_extension_on_lead,
+            );
             self.read_view.store(Arc::new(self.kv.clone()));
             self.status.set_serving();
             tracing::info!(

@@ -15,4 +15,6 @@ pub enum ServerError {
     Stopped,
     #[error("no leader")]
     NoLeader,
+    #[error("too large lease TTL")]
+    LeaseTtlTooLarge,
 }

@@ -2,6 +2,8 @@
 //!
 //! - `kv`: Range (served on the connection's shard; linearizable ones first wait for a read
 //!   index), Put, DeleteRange, Txn and Compact (validated here, then proposed through raft).
+//! - `lease`: Lease grant/revoke through raft; keep-alive and time-to-live on the leader's
+//!   lease clock.
 //! - `maintenance`: Status.
 //! - `watch`: the Watch stream, on the shard's [`WatchHub`](crate::watch::WatchHub).
 //! - `health`: `grpc.health.v1.Health`.
@@ -10,6 +12,7 @@
 pub mod error;
 pub mod health;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod watch;
 

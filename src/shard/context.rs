@@ -9,7 +9,7 @@ use crate::mvcc::KvStore;
 use crate::raft::RaftStatus;
 use crate::watch::WatchHub;
 use arc_swap::ArcSwap;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 pub struct ShardContext {
@@ -21,6 +21,8 @@ pub struct ShardContext {
     pub read_view: Arc<ArcSwap<KvStore>>,
     pub raft_status: Arc<RaftStatus>,
     pub owner: OwnerLink,
+    /// State of this shard's lease id generator (see `server::lease`).
+    pub lease_id_state: Cell<u64>,
     /// This shard's watchers.
     pub watch_hub: RefCell<WatchHub>,
 }

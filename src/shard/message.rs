@@ -19,6 +19,18 @@ pub enum ToOwner {
     },
     /// A linearizable read wants a read index; answered with `ReadReady` once applied >= it.
     ReadIndex { origin: ShardId, id: u64 },
+    /// A keep-alive: the leader moves the lease's deadline; answered with `LeaseTtl`.
+    LeaseKeepAlive {
+        origin: ShardId,
+        id: u64,
+        lease_id: i64,
+    },
+    /// How long a lease has left, by the leader's clock; answered with `LeaseTtl`.
+    LeaseTimeToLive {
+        origin: ShardId,
+        id: u64,
+        lease_id: i64,
+    },
 }
 
 /// The result of an applied write, as the originating shard needs it for the response header.
@@ -50,6 +62,11 @@ pub enum Answer {
     ReadReady {
         id: u64,
     },
+    /// Seconds of life the lease has (keep-alive: its granted TTL), 0 or -1 when unknown.
+    LeaseTtl {
+        id: u64,
+        ttl: i64,
+    },
     Failed {
         id: u64,
         error: ServerError,
@@ -59,9 +76,10 @@ pub enum Answer {
 impl Answer {
     pub fn id(&self) -> u64 {
         match self {
-            Answer::Applied { id, .. } | Answer::ReadReady { id } | Answer::Failed { id, .. } => {
-                *id
-            }
+            Answer::Applied { id, .. }
+            | Answer::ReadReady { id }
+            | Answer::LeaseTtl { id, .. }
+            | Answer::Failed { id, .. } => *id,
         }
     }
 }

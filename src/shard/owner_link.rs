@@ -33,6 +33,8 @@ pub fn etcd_request_bytes(request: &internal_request::Request) -> usize {
         internal_request::Request::DeleteRange(delete) => delete.encoded_len(),
         internal_request::Request::Txn(txn) => txn.encoded_len(),
         internal_request::Request::Compaction(compaction) => compaction.encoded_len(),
+        internal_request::Request::LeaseGrant(grant) => grant.encoded_len(),
+        internal_request::Request::LeaseRevoke(revoke) => revoke.encoded_len(),
     };
     ETCD_RAFT_HEADER_BYTES + 1 + prost::length_delimiter_len(inner_bytes) + inner_bytes
 }
@@ -163,6 +165,36 @@ impl OwnerLink {
         match self.call(id, ToOwner::ReadIndex { origin, id }).await? {
             Answer::ReadReady { .. } => Ok(()),
             other => unreachable!("owner answered a read index with {other:?}"),
+        }
+    }
+
+    /// Renews a lease by the leader's clock; its granted TTL, or 0 when it no longer exists.
+    pub async fn lease_keep_alive(&self, lease_id: i64) -> Result<i64, ServerError> {
+        let id = self.next_id();
+        let origin = self.shard;
+        let request = ToOwner::LeaseKeepAlive {
+            origin,
+            id,
+            lease_id,
+        };
+        match self.call(id, request).await? {
+            Answer::LeaseTtl { ttl, .. } => Ok(ttl),
+            other => unreachable!("owner answered a keep-alive with {other:?}"),
+        }
+    }
+
+    /// Seconds a lease has left by the leader's clock, -1 when it does not exist.
+    pub async fn lease_time_to_live(&self, lease_id: i64) -> Result<i64, ServerError> {
+        let id = self.next_id();
+        let origin = self.shard;
+        let request = ToOwner::LeaseTimeToLive {
+            origin,
+            id,
+            lease_id,
+        };
+        match self.call(id, request).await? {
+            Answer::LeaseTtl { ttl, .. } => Ok(ttl),
+            other => unreachable!("owner answered a time-to-live with {other:?}"),
         }
     }
 

@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -285,6 +285,7 @@ async fn owner_shard(
         member_id: config.member_id(),
         election_ticks: config.election_ticks(),
         tick_interval: Duration::from_millis(config.heartbeat_interval_ms),
+        election_timeout: Duration::from_millis(config.election_timeout_ms),
         incarnation: shared.incarnation,
         log,
         read_view: shared.read_view.clone(),
@@ -367,6 +368,9 @@ async fn serve_shard(
             shared.incarnation,
             config.request_timeout(),
             config.max_request_bytes,
+        ),
+        lease_id_state: Cell::new(
+            (shared.incarnation ^ (shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1,
         ),
         watch_hub: RefCell::new(WatchHub::new(
             HubConfig {
