@@ -54,6 +54,12 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         Kind::Text,
         "initial cluster token (used to derive ids)",
     ),
+    ("listen-peer-urls", Kind::Text, "url to serve raft peers on"),
+    (
+        "initial-cluster-state",
+        Kind::Text,
+        "new (joining an existing cluster is not supported yet)",
+    ),
     (
         "max-request-bytes",
         Kind::Number,
@@ -102,8 +108,6 @@ const FLAGS: &[(&str, Kind, &str)] = &[
 ];
 
 const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
-    ("listen-peer-urls", Kind::Text),
-    ("initial-cluster-state", Kind::Text),
     ("snapshot-count", Kind::Number),
     ("pre-vote", Kind::Bool),
     ("strict-reconfig-check", Kind::Bool),
@@ -335,12 +339,27 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
             }
         }
     }
-    if initial_cluster.len() > 1 {
-        return Err(ConfigError(
-            "multi-member clusters are not supported yet: --initial-cluster must name only this member"
-                .to_string(),
-        ));
+    match text("initial-cluster-state", "new").as_str() {
+        "new" => {}
+        "existing" => {
+            return Err(ConfigError(
+                "--initial-cluster-state=existing is not supported yet (membership changes are not implemented)"
+                    .to_string(),
+            ))
+        }
+        other => {
+            return Err(ConfigError(format!(
+                "unexpected value \"{other}\" for --initial-cluster-state (new or existing)"
+            )))
+        }
     }
+    let listen_peer_urls = list(&text("listen-peer-urls", "http://localhost:2380"))
+        .iter()
+        .map(|url| ClientUrl::parse(url).map_err(ConfigError))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(listen_peer_url) = listen_peer_urls.first().cloned() else {
+        return Err(ConfigError("--listen-peer-urls is empty".to_string()));
+    };
     let heartbeat_interval_ms =
         number(values, "heartbeat-interval", HEARTBEAT_INTERVAL_MS_DEFAULT)?;
     let election_timeout_ms = number(values, "election-timeout", ELECTION_TIMEOUT_MS_DEFAULT)?;
@@ -380,6 +399,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         ));
     }
     Ok(ServerConfig {
+        listen_peer_url,
         watch_progress_notify_interval,
         name,
         data_dir,

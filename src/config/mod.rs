@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen_client_urls: Vec<ClientUrl>,
     pub advertise_client_urls: Vec<String>,
+    /// Where raft peers connect (the first `--listen-peer-urls` entry).
+    pub listen_peer_url: ClientUrl,
     pub initial_advertise_peer_urls: Vec<String>,
     pub initial_cluster: Vec<(String, Vec<String>)>,
     pub initial_cluster_token: String,
@@ -79,6 +81,17 @@ impl ServerConfig {
             &self.initial_advertise_peer_urls,
             &self.initial_cluster_token,
         )
+    }
+
+    /// Every member of `--initial-cluster`: (id, name, first peer url).
+    pub fn initial_members(&self) -> Vec<(u64, String, String)> {
+        self.initial_cluster
+            .iter()
+            .map(|(name, urls)| {
+                let id = member_id_of(urls, &self.initial_cluster_token);
+                (id, name.clone(), urls.first().cloned().unwrap_or_default())
+            })
+            .collect()
     }
 
     /// The cluster id: etcd's `genID` over the ids of every member of `--initial-cluster`.

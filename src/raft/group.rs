@@ -28,7 +28,7 @@ use capstan_proto::mvccpb::Event;
 use futures::FutureExt;
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use prost::Message;
-use raft::eraftpb::{Entry, EntryType};
+use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
 use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
 use std::collections::HashMap;
@@ -52,6 +52,12 @@ pub enum RaftGroupError {
     Raft(#[from] raft::Error),
     #[error("committed entry {index} does not decode: {reason}")]
     UndecodableEntry { index: u64, reason: String },
+}
+
+/// Where the group's outgoing raft messages go (the peer transport; nowhere on one member).
+pub trait RaftMessageSink {
+    /// Queues one encoded `eraftpb::Message` for member `to`; must never block.
+    fn send(&self, to: u64, message: bytes::Bytes);
 }
 
 /// Reads that asked for a read index, by the raft context they were issued with.
@@ -79,6 +85,11 @@ pub struct RaftGroup {
     applied_since_publish: bool,
     tick_interval: Duration,
     lessor: Lessor,
+    /// Role seen at the end of the previous turn, to notice becoming leader.
+    last_role: StateRole,
+    peers: Box<dyn RaftMessageSink>,
+    /// Raft messages that failed to decode, by sender (peer bytes are untrusted).
+    undecodable_messages: u64,
     /// Leases get this much extra life when this member starts leading (etcd extends them by an
     /// election timeout on promotion).
     lease_extension_on_lead: Duration,
@@ -96,6 +107,7 @@ pub struct RaftGroupParts {
     pub status: Arc<RaftStatus>,
     pub replies: Vec<LocalSender<ToShard>>,
     pub inbox: LocalReceiver<ToOwner>,
+    pub peers: Box<dyn RaftMessageSink>,
 }
 
 fn to_write_request(request: internal_request::Request) -> WriteRequest {
@@ -144,6 +156,9 @@ impl RaftGroup {
             applied_since_publish: false,
             tick_interval: parts.tick_interval,
             lessor: Lessor::default(),
+            last_role: StateRole::Follower,
+            peers: parts.peers,
+            undecodable_messages: 0,
             lease_extension_on_lead: parts.election_timeout,
         })
     }
@@ -183,6 +198,7 @@ impl RaftGroup {
                 break Err(error);
             }
             self.mark_serving_once_caught_up();
+            self.on_role_change();
         };
         if let Err(error) = &result {
             tracing::error!(%error, "raft group stopped");
@@ -212,6 +228,7 @@ impl RaftGroup {
                 }
             }
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
+            ToOwner::Raft { from, data } => self.step_peer_message(from, &data),
             ToOwner::LeaseKeepAlive {
                 origin,
                 id,
@@ -236,6 +253,69 @@ impl RaftGroup {
                 self.outgoing.push((origin, Answer::LeaseTtl { id, ttl }));
             }
         }
+    }
+
+    fn step_peer_message(&mut self, from: u64, data: &[u8]) {
+        let message = match <RaftMessage as protobuf::Message>::parse_from_bytes(data) {
+            Ok(message) => message,
+            Err(error) => {
+                self.undecodable_messages += 1;
+                tracing::warn!(from = format!("{from:x}"), %error, "undecodable raft message dropped");
+                return;
+            }
+        };
+        if message.from != from {
+            tracing::warn!(
+                from = format!("{from:x}"),
+                claimed = format!("{:x}", message.from),
+                "raft message from the wrong member dropped"
+            );
+            return;
+        }
+        if let Err(error) = self.node.step(message) {
+            tracing::debug!(%error, "raft step refused a message");
+        }
+    }
+
+    fn send_messages(&self, messages: Vec<RaftMessage>) {
+        for message in messages {
+            match protobuf::Message::write_to_bytes(&message) {
+                Ok(bytes) => self.peers.send(message.to, bytes.into()),
+                Err(error) => tracing::error!(%error, "raft message does not encode"),
+            }
+        }
+    }
+
+    /// Notices leadership changes: a new leader restarts every lease's clock.
+    fn on_role_change(&mut self) {
+        let role = self.node.raft.state;
+        if role == self.last_role {
+            return;
+        }
+        tracing::info!(
+            term = self.node.raft.term,
+            leader = format!("{:x}", self.node.raft.leader_id),
+            role = ?role,
+            "raft role changed"
+        );
+        if role == StateRole::Leader && self.status.is_serving() {
+            self.restart_lease_clocks();
+        }
+        self.last_role = role;
+    }
+
+    fn restart_lease_clocks(&mut self) {
+        let leases: Vec<(i64, i64)> = self
+            .kv
+            .lease_ids()
+            .into_iter()
+            .filter_map(|id| self.kv.lease(id).map(|lease| (id, lease.granted_ttl)))
+            .collect();
+        self.lessor.restart_all(
+            leases.into_iter(),
+            Instant::now(),
+            self.lease_extension_on_lead,
+        );
     }
 
     /// The leader revokes leases past their deadline through raft, a bounded number per tick.
@@ -266,7 +346,7 @@ impl RaftGroup {
 
     /// One read index serves every read that arrived before it was issued.
     fn issue_reads(&mut self) {
-        if self.unissued_reads.is_empty() || self.node.raft.state != StateRole::Leader {
+        if self.unissued_reads.is_empty() || self.node.raft.leader_id == raft::INVALID_ID {
             return;
         }
         self.read_batch_sequence += 1;
@@ -282,6 +362,12 @@ impl RaftGroup {
             return Ok(());
         }
         let mut ready = self.node.ready();
+        // A leader may send before persisting (raft thesis 10.2.1); followers' messages wait.
+        self.send_messages(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            // The log is never compacted yet, so no member needs a snapshot.
+            tracing::error!("raft snapshot received, but snapshots are not supported yet");
+        }
         self.apply_entries(ready.take_committed_entries())?;
         if !ready.entries().is_empty() {
             self.log.append_entries(ready.entries())?;
@@ -304,7 +390,9 @@ impl RaftGroup {
         if self.log.has_unsynced() {
             self.log.sync().await?;
         }
+        self.send_messages(ready.take_persisted_messages());
         let mut light = self.node.advance(ready);
+        self.send_messages(light.take_messages());
         if let Some(commit_index) = light.commit_index() {
             self.log.set_commit(commit_index)?;
         }
@@ -420,36 +508,32 @@ impl RaftGroup {
         }
     }
 
+    /// Serving starts once a leader is known and everything committed is applied (replay is
+    /// over); a leader also waits until its own first entry is committed.
     fn mark_serving_once_caught_up(&mut self) {
         if self.status.is_serving() {
             return;
         }
         let raft = &self.node.raft;
-        let caught_up = raft.state == StateRole::Leader
-            && raft.raft_log.committed == raft.raft_log.last_index()
-            && raft.raft_log.applied == raft.raft_log.committed;
-        if caught_up {
-            let leases: Vec<(i64, i64)> = self
-                .kv
-                .lease_ids()
-                .into_iter()
-                .filter_map(|id| self.kv.lease(id).map(|lease| (id, lease.granted_ttl)))
-                .collect();
-            self.lessor.restart_all(
-                leases.into_iter(),
-                Instant::now(),
-                self.lease_extension_on_lead,
-            );
-            self.read_view.store(Arc::new(self.kv.clone()));
-            self.status.set_serving();
-            tracing::info!(
-                term = raft.term,
-                applied_index = raft.raft_log.applied,
-                revision = self.kv.current_revision(),
-                wal_bytes = self.log.wal_bytes(),
-                "raft group caught up and leading"
-            );
+        let caught_up = raft.leader_id != raft::INVALID_ID
+            && raft.raft_log.applied == raft.raft_log.committed
+            && (raft.state != StateRole::Leader
+                || raft.raft_log.committed == raft.raft_log.last_index());
+        if !caught_up {
+            return;
         }
+        let (term, leader_id, applied_index) = (raft.term, raft.leader_id, raft.raft_log.applied);
+        self.restart_lease_clocks();
+        self.read_view.store(Arc::new(self.kv.clone()));
+        self.status.set_serving();
+        tracing::info!(
+            term,
+            leader = format!("{leader_id:x}"),
+            applied_index,
+            revision = self.kv.current_revision(),
+            wal_bytes = self.log.wal_bytes(),
+            "raft group caught up"
+        );
     }
 
     fn fail_everything_waiting(&mut self) {

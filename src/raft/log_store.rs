@@ -10,8 +10,9 @@
 //!
 //! Replay applies records in order: an entry whose index is at or below the last one replaces
 //! the tail from that index (raft overwrote an uncommitted suffix); an entry that would leave a
-//! gap is corruption. A fresh data directory is bootstrapped the way etcd bootstraps a
-//! single-member cluster: a conf-change entry at index 1, term 1, then term 1 committed up to 1.
+//! gap is corruption. A fresh data directory is bootstrapped the way etcd bootstraps a new
+//! cluster, identically on every member: one conf-change entry per member (in id order) at
+//! indexes 1..=n, term 1, committed up to n.
 
 use capstan_wal::{Wal, WalConfig, WalError};
 use protobuf::Message as ProtobufMessage;
@@ -82,7 +83,7 @@ impl LogStore {
     pub async fn open(
         dir: PathBuf,
         segment_bytes: u64,
-        member_id: u64,
+        member_ids: &[u64],
     ) -> Result<(LogStore, ReplaySummary), LogStoreError> {
         let mut config = WalConfig::new(dir);
         config.segment_bytes = segment_bytes;
@@ -98,7 +99,7 @@ impl LogStore {
         };
         let records: Vec<(u8, Vec<u8>)> = if recovered.records.is_empty() {
             summary.bootstrapped = true;
-            store.bootstrap(member_id).await?
+            store.bootstrap(member_ids).await?
         } else {
             recovered
                 .records
@@ -143,29 +144,31 @@ impl LogStore {
 
     /// Writes (and syncs) the records that start a new single-member cluster, returning them so
     /// they are replayed exactly like recovered ones.
-    async fn bootstrap(&mut self, member_id: u64) -> Result<Vec<(u8, Vec<u8>)>, LogStoreError> {
+    async fn bootstrap(&mut self, member_ids: &[u64]) -> Result<Vec<(u8, Vec<u8>)>, LogStoreError> {
+        let mut member_ids = member_ids.to_vec();
+        member_ids.sort_unstable();
         let conf_state = ConfState {
-            voters: vec![member_id],
+            voters: member_ids.clone(),
             ..ConfState::default()
         };
-        let mut change = ConfChange::default();
-        change.set_change_type(ConfChangeType::AddNode);
-        change.node_id = member_id;
-        let mut entry = Entry::default();
-        entry.set_entry_type(EntryType::EntryConfChange);
-        entry.term = 1;
-        entry.index = 1;
-        entry.data = encode(&change).into();
+        let mut records = vec![(RECORD_CONF_STATE, encode(&conf_state))];
+        for (position, member_id) in member_ids.iter().enumerate() {
+            let mut change = ConfChange::default();
+            change.set_change_type(ConfChangeType::AddNode);
+            change.node_id = *member_id;
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChange);
+            entry.term = 1;
+            entry.index = position as u64 + 1;
+            entry.data = encode(&change).into();
+            records.push((RECORD_ENTRY, encode(&entry)));
+        }
         let hard_state = HardState {
             term: 1,
-            commit: 1,
+            commit: member_ids.len() as u64,
             ..HardState::default()
         };
-        let records = vec![
-            (RECORD_CONF_STATE, encode(&conf_state)),
-            (RECORD_ENTRY, encode(&entry)),
-            (RECORD_HARD_STATE, encode(&hard_state)),
-        ];
+        records.push((RECORD_HARD_STATE, encode(&hard_state)));
         for (kind, payload) in &records {
             self.wal.append(*kind, payload)?;
         }

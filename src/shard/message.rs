@@ -19,6 +19,8 @@ pub enum ToOwner {
     },
     /// A linearizable read wants a read index; answered with `ReadReady` once applied >= it.
     ReadIndex { origin: ShardId, id: u64 },
+    /// A raft message from member `from`, still encoded (decoded on the owner).
+    Raft { from: u64, data: Bytes },
     /// A keep-alive: the leader moves the lease's deadline; answered with `LeaseTtl`.
     LeaseKeepAlive {
         origin: ShardId,

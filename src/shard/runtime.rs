@@ -18,7 +18,7 @@ use super::{ShardId, Shutdown, OWNER_SHARD};
 use crate::config::ServerConfig;
 use crate::grpc::connection::serve_listener;
 use crate::mvcc::KvStore;
-use crate::raft::group::RaftGroupParts;
+use crate::raft::group::{RaftGroupParts, RaftMessageSink};
 use crate::raft::log_store::LogStore;
 use crate::raft::{RaftGroup, RaftStatus};
 use crate::watch::{HubConfig, WatchHub};
@@ -57,6 +57,18 @@ pub enum RunError {
     Raft(#[from] crate::raft::RaftGroupError),
     #[error(transparent)]
     Log(#[from] crate::raft::log_store::LogStoreError),
+}
+
+/// The message sink of a single-member group: raft has nobody to talk to.
+struct NoPeers;
+
+impl RaftMessageSink for NoPeers {
+    fn send(&self, to: u64, _message: bytes::Bytes) {
+        tracing::warn!(
+            to = format!("{to:x}"),
+            "raft message for an unknown member dropped"
+        );
+    }
 }
 
 /// What every shard shares (all `Send + Sync`).
@@ -257,12 +269,12 @@ async fn owner_shard(
         .detach();
     }
     let config = shared.config.clone();
-    let opened = LogStore::open(
-        config.wal_dir(),
-        config.wal_segment_bytes,
-        config.member_id(),
-    )
-    .await;
+    let member_ids: Vec<u64> = config
+        .initial_members()
+        .iter()
+        .map(|(id, _, _)| *id)
+        .collect();
+    let opened = LogStore::open(config.wal_dir(), config.wal_segment_bytes, &member_ids).await;
     let (log, summary) = match opened {
         Ok(opened) => opened,
         Err(error) => {
@@ -292,6 +304,7 @@ async fn owner_shard(
         status: shared.raft_status.clone(),
         replies,
         inbox,
+        peers: Box::new(NoPeers),
     });
     let group = match group {
         Ok(group) => group,
