@@ -33,6 +33,7 @@ pub mod config;
 pub mod grpc;
 pub mod lease;
 pub mod mvcc;
+pub mod peer;
 pub mod raft;
 pub mod server;
 pub mod shard;

@@ -18,6 +18,7 @@ use super::{ShardId, Shutdown, OWNER_SHARD};
 use crate::config::ServerConfig;
 use crate::grpc::connection::serve_listener;
 use crate::mvcc::KvStore;
+use crate::peer::{Deliver, PeerAddress, PeerTransport, TransportConfig};
 use crate::raft::group::{RaftGroupParts, RaftMessageSink};
 use crate::raft::log_store::LogStore;
 use crate::raft::{RaftGroup, RaftStatus};
@@ -69,6 +70,55 @@ impl RaftMessageSink for NoPeers {
             "raft message for an unknown member dropped"
         );
     }
+}
+
+impl RaftMessageSink for PeerTransport {
+    fn send(&self, to: u64, message: bytes::Bytes) {
+        PeerTransport::send(self, to, message);
+    }
+}
+
+/// Starts the peer transport when `--initial-cluster` names other members; received raft
+/// messages go to the owner's inbox (dropped when it is full: raft retransmits).
+fn start_peer_transport(
+    config: &ServerConfig,
+    inbox: Rc<local_channel::LocalSender<ToOwner>>,
+) -> Result<Box<dyn RaftMessageSink>, RunError> {
+    let local_id = config.member_id();
+    let mut peers = Vec::new();
+    for (id, name, url) in config.initial_members() {
+        if id == local_id {
+            continue;
+        }
+        let address = crate::config::ClientUrl::parse(&url)
+            .map_err(|reason| RunError::Startup(format!("peer {name}: {reason}")))?
+            .address;
+        peers.push(PeerAddress { id, address });
+    }
+    if peers.is_empty() {
+        return Ok(Box::new(NoPeers));
+    }
+    let deliver: Deliver = Rc::new(move |from: u64, data: bytes::Bytes| {
+        if inbox.try_send(ToOwner::Raft { from, data }).is_err() {
+            tracing::debug!("owner inbox full: raft message dropped");
+        }
+    });
+    let listen = config.listen_peer_url.address;
+    let transport = PeerTransport::start(
+        TransportConfig {
+            local_id,
+            cluster_id: config.cluster_id(),
+            listen,
+            peers,
+        },
+        deliver,
+    )
+    .map_err(|error| RunError::Listen {
+        address: config.listen_peer_url.original.clone(),
+        reason: error.to_string(),
+    })?;
+    tracing::info!(%listen, "serving raft peers");
+    Ok(Box::new(transport))
 }
 
 /// What every shard shares (all `Send + Sync`).
@@ -293,6 +343,14 @@ async fn owner_shard(
         bootstrapped = summary.bootstrapped,
         "wal replayed"
     );
+    let peers = match start_peer_transport(&config, inbox_sender.clone()) {
+        Ok(peers) => peers,
+        Err(error) => {
+            shared.raft_status.set_failed();
+            shared.shutdown.trigger();
+            return Err(error);
+        }
+    };
     let group = RaftGroup::new(RaftGroupParts {
         member_id: config.member_id(),
         election_ticks: config.election_ticks(),
@@ -304,7 +362,7 @@ async fn owner_shard(
         status: shared.raft_status.clone(),
         replies,
         inbox,
-        peers: Box::new(NoPeers),
+        peers,
     });
     let group = match group {
         Ok(group) => group,

@@ -1,0 +1,212 @@
+//! The peer port: accepting connections, checking their handshake, delivering their frames.
+//!
+//! Whatever a connection sends, the worst outcome is that this one connection is closed (and
+//! logged); the remote member reconnects. A newer connection from the same member replaces the
+//! older one, so a peer that restarted (or whose host vanished without closing its sockets)
+//! never leaves a stale reader behind.
+
+use super::frame_reader::{FrameError, FrameReader};
+use super::transport::Shared;
+use super::wire::{Handshake, HandshakeError, HANDSHAKE_BYTES};
+use futures_lite::io::AsyncReadExt;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::task::JoinHandle;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Pending connections the kernel queues on the peer port.
+pub const PEER_LISTEN_BACKLOG: i32 = 128;
+/// Inbound connections served at once; more are closed on accept. Each member opens one.
+pub const INBOUND_CONNECTIONS_MAX: usize = 256;
+/// How long a new connection has to send its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// One inbound connection being served.
+pub(super) struct InboundConnection {
+    /// The remote member, once its handshake passed.
+    pub from_id: Option<u64>,
+    pub task: JoinHandle<()>,
+}
+
+/// Binds the peer port with SO_REUSEADDR (a restarted member is not kept off its port by
+/// TIME-WAIT leftovers) but NOT SO_REUSEPORT: a second process on the same peer port must fail
+/// rather than silently share it.
+pub(super) fn bind_peer_listener(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SockAddr::from(address))?;
+    socket.listen(PEER_LISTEN_BACKLOG)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket we own (taken out of `socket`, which no
+    // longer closes it); glommio's listener takes over ownership and closes it on drop.
+    Ok(unsafe { TcpListener::from_raw_fd(fd) })
+}
+
+/// Accepts connections until the task is cancelled by `stop`.
+pub(super) async fn accept_loop(shared: Rc<Shared>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "peer accept failed");
+                glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let remote = stream.peer_addr().ok();
+        if shared.inbound.borrow().len() >= INBOUND_CONNECTIONS_MAX {
+            tracing::warn!(
+                ?remote,
+                limit = INBOUND_CONNECTIONS_MAX,
+                "too many peer connections; closing the new one"
+            );
+            continue;
+        }
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(?remote, %error, "set_nodelay failed");
+        }
+        let number = shared.next_connection.get();
+        shared.next_connection.set(number.wrapping_add(1));
+        let task =
+            glommio::spawn_local(serve_connection(shared.clone(), number, stream, remote)).detach();
+        shared.inbound.borrow_mut().insert(
+            number,
+            InboundConnection {
+                from_id: None,
+                task,
+            },
+        );
+    }
+}
+
+/// Why an inbound connection was closed.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("no handshake within {HANDSHAKE_TIMEOUT:?}")]
+    HandshakeTimeout,
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    #[error("cluster ID mismatch")]
+    ClusterMismatch,
+    #[error("handshake is for member {0:x}, not this one")]
+    WrongTarget(u64),
+    #[error("handshake claims to come from member {0:x}")]
+    BadSender(u64),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("replaced by a newer connection from the same member")]
+    Replaced,
+}
+
+async fn serve_connection(
+    shared: Rc<Shared>,
+    number: u64,
+    mut stream: TcpStream,
+    remote: Option<SocketAddr>,
+) {
+    let result = serve_frames(&shared, number, &mut stream, remote).await;
+    let from_id = shared
+        .inbound
+        .borrow_mut()
+        .remove(&number)
+        .and_then(|connection| connection.from_id);
+    let from = from_id.map(|id| format!("{id:x}"));
+    match result {
+        Ok(()) => tracing::debug!(?remote, ?from, "peer closed its connection"),
+        // Logged where it was found, with both ids.
+        Err(Refusal::ClusterMismatch) => {}
+        Err(Refusal::Replaced) => {}
+        Err(error) => {
+            tracing::warn!(?remote, ?from, %error, "closing peer connection")
+        }
+    }
+}
+
+async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, Refusal> {
+    let mut bytes = [0u8; HANDSHAKE_BYTES];
+    let read =
+        futures_lite::future::or(async { Some(stream.read_exact(&mut bytes).await) }, async {
+            glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+            None
+        })
+        .await;
+    match read {
+        Some(Ok(())) => Ok(Handshake::decode(&bytes)?),
+        Some(Err(error)) => Err(error.into()),
+        None => Err(Refusal::HandshakeTimeout),
+    }
+}
+
+/// Checks the handshake, then delivers frames until the connection ends.
+async fn serve_frames(
+    shared: &Shared,
+    number: u64,
+    stream: &mut TcpStream,
+    remote: Option<SocketAddr>,
+) -> Result<(), Refusal> {
+    let handshake = read_handshake(stream).await?;
+    if handshake.cluster_id != shared.cluster_id {
+        tracing::error!(
+            ?remote,
+            from = format!("{:x}", handshake.from_id),
+            "cluster ID mismatch: peer says cluster {:x}, this member is in cluster {:x}; \
+             refusing the connection",
+            handshake.cluster_id,
+            shared.cluster_id
+        );
+        return Err(Refusal::ClusterMismatch);
+    }
+    if handshake.to_id != shared.local_id {
+        return Err(Refusal::WrongTarget(handshake.to_id));
+    }
+    if handshake.from_id == shared.local_id || handshake.from_id == 0 {
+        return Err(Refusal::BadSender(handshake.from_id));
+    }
+    let from_id = handshake.from_id;
+    replace_older_connections(shared, number, from_id);
+    tracing::info!(
+        ?remote,
+        from = format!("{from_id:x}"),
+        "accepted peer connection"
+    );
+    let mut reader = FrameReader::default();
+    while let Some(frame) = reader.next(stream).await? {
+        (shared.deliver)(from_id, frame);
+    }
+    Ok(())
+}
+
+/// Marks connection `number` as `from_id`'s and closes any older one from the same member.
+fn replace_older_connections(shared: &Shared, number: u64, from_id: u64) {
+    let mut inbound = shared.inbound.borrow_mut();
+    if let Some(connection) = inbound.get_mut(&number) {
+        connection.from_id = Some(from_id);
+    }
+    let older: Vec<u64> = inbound
+        .iter()
+        .filter(|(other, connection)| **other != number && connection.from_id == Some(from_id))
+        .map(|(other, _)| *other)
+        .collect();
+    for other in older {
+        if let Some(connection) = inbound.remove(&other) {
+            tracing::info!(
+                from = format!("{from_id:x}"),
+                reason = %Refusal::Replaced,
+                "closing older peer connection"
+            );
+            connection.task.cancel();
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! [`PeerTransport`]: the address book, the per-peer queues and the tasks behind them.
+
+use super::inbound::{accept_loop, bind_peer_listener, InboundConnection};
+use super::outbound::{run_outbound, OutboundIdentity};
+use super::queue::{PeerQueue, Pushed, PEER_QUEUE_BYTES_MAX};
+use super::wire::FRAME_BYTES_MAX;
+use bytes::Bytes;
+use glommio::task::JoinHandle;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+// A queued message always fits one frame.
+const _: () = assert!(PEER_QUEUE_BYTES_MAX <= FRAME_BYTES_MAX);
+
+/// One member's address book entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddress {
+    pub id: u64,
+    pub address: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    pub local_id: u64,
+    pub cluster_id: u64,
+    /// `--listen-peer-urls`; port 0 picks a free port (see [`PeerTransport::local_address`]).
+    pub listen: SocketAddr,
+    /// Every OTHER member.
+    pub peers: Vec<PeerAddress>,
+}
+
+/// Called for every message received, with the sender's member id.
+pub type Deliver = Rc<dyn Fn(u64, Bytes)>;
+
+/// One remote member as the sender side sees it.
+pub(super) struct Peer {
+    pub id: u64,
+    pub address: SocketAddr,
+    pub queue: PeerQueue,
+    /// An outbound connection is established and handshaken.
+    pub connected: Cell<bool>,
+    task: RefCell<Option<JoinHandle<()>>>,
+}
+
+/// State shared by the transport handle and its tasks.
+pub(super) struct Shared {
+    pub local_id: u64,
+    pub cluster_id: u64,
+    pub deliver: Deliver,
+    peers: RefCell<HashMap<u64, Rc<Peer>>>,
+    /// Live inbound connections by connection number.
+    pub inbound: RefCell<HashMap<u64, InboundConnection>>,
+    pub next_connection: Cell<u64>,
+    accept_task: RefCell<Option<JoinHandle<()>>>,
+    stopped: Cell<bool>,
+    dropped: Cell<u64>,
+}
+
+impl Shared {
+    fn add_peer(&self, peer: PeerAddress) {
+        if self.stopped.get() {
+            return;
+        }
+        if peer.id == self.local_id || peer.id == 0 {
+            tracing::warn!(
+                peer_id = format!("{:x}", peer.id),
+                "not adding self or id 0 as a peer"
+            );
+            return;
+        }
+        if let Some(existing) = self.peers.borrow().get(&peer.id) {
+            if existing.address == peer.address {
+                return;
+            }
+        }
+        self.remove_peer(peer.id);
+        let state = Rc::new(Peer {
+            id: peer.id,
+            address: peer.address,
+            queue: PeerQueue::default(),
+            connected: Cell::new(false),
+            task: RefCell::new(None),
+        });
+        let identity = OutboundIdentity {
+            local_id: self.local_id,
+            cluster_id: self.cluster_id,
+        };
+        let task = glommio::spawn_local(run_outbound(identity, state.clone())).detach();
+        *state.task.borrow_mut() = Some(task);
+        self.peers.borrow_mut().insert(peer.id, state);
+    }
+
+    fn remove_peer(&self, id: u64) {
+        let removed = self.peers.borrow_mut().remove(&id);
+        if let Some(peer) = removed {
+            peer.queue.close();
+            peer.connected.set(false);
+            if let Some(task) = peer.task.borrow_mut().take() {
+                task.cancel();
+            }
+        }
+    }
+
+    fn count_dropped(&self, count: usize) {
+        self.dropped
+            .set(self.dropped.get().saturating_add(count as u64));
+    }
+
+    fn stop(&self) {
+        if self.stopped.replace(true) {
+            return;
+        }
+        if let Some(task) = self.accept_task.borrow_mut().take() {
+            task.cancel();
+        }
+        let ids: Vec<u64> = self.peers.borrow().keys().copied().collect();
+        for id in ids {
+            self.remove_peer(id);
+        }
+        let connections: Vec<InboundConnection> =
+            self.inbound.borrow_mut().drain().map(|(_, c)| c).collect();
+        for connection in connections {
+            connection.task.cancel();
+        }
+        tracing::info!(
+            local_id = format!("{:x}", self.local_id),
+            "peer transport stopped"
+        );
+    }
+}
+
+/// Owns the tasks: dropping the last [`PeerTransport`] clone stops the transport.
+struct Handle {
+    shared: Rc<Shared>,
+    local_address: SocketAddr,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+/// The raft peer transport of one member. Cheap to clone; lives on one executor (`!Send`).
+#[derive(Clone)]
+pub struct PeerTransport {
+    handle: Rc<Handle>,
+}
+
+impl PeerTransport {
+    /// Binds the peer port, starts the accept loop and one sender task per peer. `deliver` is
+    /// called synchronously on this executor for every message received, with the sender's
+    /// id; it must not block (hand the bytes to the raft loop through a bounded queue and drop
+    /// on overflow — raft retransmits).
+    pub fn start(config: TransportConfig, deliver: Deliver) -> std::io::Result<PeerTransport> {
+        let listener = bind_peer_listener(config.listen)?;
+        let local_address = listener.local_addr()?;
+        let shared = Rc::new(Shared {
+            local_id: config.local_id,
+            cluster_id: config.cluster_id,
+            deliver,
+            peers: RefCell::new(HashMap::new()),
+            inbound: RefCell::new(HashMap::new()),
+            next_connection: Cell::new(0),
+            accept_task: RefCell::new(None),
+            stopped: Cell::new(false),
+            dropped: Cell::new(0),
+        });
+        let accept = glommio::spawn_local(accept_loop(shared.clone(), listener)).detach();
+        *shared.accept_task.borrow_mut() = Some(accept);
+        for peer in config.peers {
+            shared.add_peer(peer);
+        }
+        tracing::info!(
+            local_id = format!("{:x}", config.local_id),
+            cluster_id = format!("{:x}", config.cluster_id),
+            address = %local_address,
+            "peer transport listening"
+        );
+        Ok(PeerTransport {
+            handle: Rc::new(Handle {
+                shared,
+                local_address,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    /// Queues one message for `to`; never blocks. A full queue drops its OLDEST messages to
+    /// make room; a message for an unknown peer, one larger than the whole queue, or one sent
+    /// after [`stop`](Self::stop) is dropped. Every drop is counted
+    /// ([`dropped_messages`](Self::dropped_messages)); raft retransmits.
+    pub fn send(&self, to: u64, message: Bytes) {
+        let shared = self.shared();
+        let peer = shared.peers.borrow().get(&to).cloned();
+        let Some(peer) = peer else {
+            shared.count_dropped(1);
+            tracing::debug!(
+                to = format!("{to:x}"),
+                "message for an unknown peer dropped"
+            );
+            return;
+        };
+        let dropped = match peer.queue.push(message) {
+            Pushed::Queued { dropped_oldest } => dropped_oldest,
+            Pushed::Refused => 1,
+        };
+        if dropped > 0 {
+            shared.count_dropped(dropped);
+            let total = peer.queue.dropped();
+            // Log at 1, 2, 4, 8, ... drops so a dead peer cannot flood the log.
+            if (total - dropped as u64..=total).any(|count| count.is_power_of_two()) {
+                tracing::warn!(
+                    to = format!("{to:x}"),
+                    dropped_total = total,
+                    queued = peer.queue.len(),
+                    queued_bytes = peer.queue.bytes(),
+                    "peer queue full: dropping messages"
+                );
+            }
+        }
+    }
+
+    /// Adds a member (or moves it to a new address: its queue starts over).
+    pub fn add_peer(&self, peer: PeerAddress) {
+        self.shared().add_peer(peer);
+    }
+
+    /// Forgets a member: its sender task stops, its queue is dropped.
+    pub fn remove_peer(&self, id: u64) {
+        self.shared().remove_peer(id);
+    }
+
+    /// Stops every task and closes every socket (on the executor's next turn). Idempotent;
+    /// also happens when the last clone is dropped.
+    pub fn stop(&self) {
+        self.shared().stop();
+    }
+
+    /// Ids of peers with a live outbound connection right now, ascending.
+    pub fn connected_peers(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .shared()
+            .peers
+            .borrow()
+            .values()
+            .filter(|peer| peer.connected.get())
+            .map(|peer| peer.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The address the peer port is bound to (the real port when configured with port 0).
+    pub fn local_address(&self) -> SocketAddr {
+        self.handle.local_address
+    }
+
+    /// Messages dropped by [`send`](Self::send) since start.
+    pub fn dropped_messages(&self) -> u64 {
+        self.shared().dropped.get()
+    }
+
+    /// Messages waiting in `to`'s queue (0 for an unknown peer).
+    pub fn queued_messages(&self, to: u64) -> usize {
+        self.shared()
+            .peers
+            .borrow()
+            .get(&to)
+            .map_or(0, |peer| peer.queue.len())
+    }
+}
