@@ -32,6 +32,7 @@
 pub mod config;
 pub mod grpc;
 pub mod lease;
+pub mod membership;
 pub mod mvcc;
 pub mod peer;
 pub mod raft;

@@ -137,7 +137,11 @@ fn a_lease_without_keep_alives_expires_and_watchers_see_the_delete() {
     let id = granted_id(&etcdctl_ok(&endpoint, &["lease", "grant", "2"]));
     etcdctl_ok(&endpoint, &["put", "--lease", &id, "ephemeral", "v"]);
     let granted_at = Instant::now();
-    let seen = read_until(&mut watcher, "DELETE", granted_at + EXPIRY_WAIT);
+    let seen = read_until(
+        &mut watcher,
+        "DELETE\nephemeral\n",
+        granted_at + EXPIRY_WAIT,
+    );
     let _ = watcher.kill();
     let _ = watcher.wait();
     assert!(seen.contains("PUT\nephemeral\nv"), "watch output: {seen:?}");

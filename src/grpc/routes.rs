@@ -57,6 +57,7 @@ pub async fn dispatch(
             unary(body, respond, limits, |r| ctx.lease_time_to_live(r)).await
         }
         method::LEASE_LEASE_LEASES => unary(body, respond, limits, |r| ctx.lease_leases(r)).await,
+        method::CLUSTER_MEMBER_LIST => unary(body, respond, limits, |r| ctx.member_list(r)).await,
         method::HEALTH_CHECK => unary(body, respond, limits, |r| ctx.health_check(r)).await,
         method::HEALTH_WATCH => {
             streaming(body, respond, limits, |r, s| ctx.health_watch(r, s)).await

@@ -183,6 +183,10 @@ async fn serve_frames(
     );
     let mut reader = FrameReader::default();
     while let Some(frame) = reader.next(stream).await? {
+        // `deliver` may have stopped the transport; buffered frames are not delivered after.
+        if shared.is_stopped() {
+            break;
+        }
         (shared.deliver)(from_id, frame);
     }
     Ok(())

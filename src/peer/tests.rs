@@ -25,7 +25,7 @@ where
 {
     glommio::LocalExecutorBuilder::default()
         .io_memory(1 << 20)
-        .spawn(move || test())
+        .spawn(test)
         .expect("executor starts")
         .join()
         .expect("test executor finished");

@@ -103,6 +103,10 @@ impl Shared {
         }
     }
 
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.get()
+    }
+
     fn count_dropped(&self, count: usize) {
         self.dropped
             .set(self.dropped.get().saturating_add(count as u64));
@@ -213,8 +217,9 @@ impl PeerTransport {
         if dropped > 0 {
             shared.count_dropped(dropped);
             let total = peer.queue.dropped();
-            // Log at 1, 2, 4, 8, ... drops so a dead peer cannot flood the log.
-            if (total - dropped as u64..=total).any(|count| count.is_power_of_two()) {
+            // Log when the count passes 1, 2, 4, 8, ... so a dead peer cannot flood the log.
+            let before = total.saturating_sub(dropped as u64);
+            if before.leading_zeros() != total.leading_zeros() {
                 tracing::warn!(
                     to = format!("{to:x}"),
                     dropped_total = total,

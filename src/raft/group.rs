@@ -16,13 +16,14 @@
 use super::log_store::{LogStore, LogStoreError};
 use super::status::{RaftStatus, StatusSnapshot};
 use crate::lease::{Lessor, REVOKES_PER_TICK_MAX};
+use crate::membership::MemberList;
 use crate::mvcc::{KvStore, WriteRequest};
 use crate::server::ServerError;
 use crate::shard::message::{Answer, ToOwner, ToShard, WriteOutcome};
 use crate::shard::{ShardId, Shutdown};
 use crate::watch::EventBatch;
 use arc_swap::ArcSwap;
-use capstan_proto::capstanpb::{internal_request, InternalRequest};
+use capstan_proto::capstanpb::{internal_request, InternalRequest, MemberPublish};
 use capstan_proto::etcdserverpb::LeaseRevokeRequest;
 use capstan_proto::mvccpb::Event;
 use futures::FutureExt;
@@ -41,6 +42,8 @@ pub const MESSAGES_PER_TURN_MAX: usize = 4_096;
 pub const RAFT_MESSAGE_BYTES_MAX: u64 = 1024 * 1024;
 /// `origin_shard` of proposals the owner makes itself (lease revokes on expiry): nobody waits.
 pub const OWNER_ORIGIN: u64 = u64::MAX;
+/// Entries applied after proposing our publication before it is proposed again.
+const PUBLICATION_RETRY_ENTRIES: u64 = 1_000;
 /// Committed entries handed out per Ready, bounding the work of one turn during replay.
 pub const COMMITTED_BYTES_PER_READY_MAX: u64 = 16 * 1024 * 1024;
 
@@ -63,6 +66,7 @@ pub trait RaftMessageSink {
 /// Reads that asked for a read index, by the raft context they were issued with.
 struct ReadBatch {
     waiters: Vec<(ShardId, u64)>,
+    issued_at: Instant,
 }
 
 pub struct RaftGroup {
@@ -85,6 +89,11 @@ pub struct RaftGroup {
     applied_since_publish: bool,
     tick_interval: Duration,
     lessor: Lessor,
+    members: MemberList,
+    shared_members: Arc<ArcSwap<MemberList>>,
+    own_publication: MemberPublish,
+    /// Raft index at which our publication was last proposed (not re-proposed before it applies).
+    publication_proposed_at: Option<u64>,
     /// Role seen at the end of the previous turn, to notice becoming leader.
     last_role: StateRole,
     peers: Box<dyn RaftMessageSink>,
@@ -101,6 +110,10 @@ pub struct RaftGroupParts {
     pub election_ticks: usize,
     pub tick_interval: Duration,
     pub election_timeout: Duration,
+    /// The member list every shard reads; updated when publications apply.
+    pub members: Arc<ArcSwap<MemberList>>,
+    /// What this member publishes about itself once it serves.
+    pub own_publication: MemberPublish,
     pub incarnation: u64,
     pub log: LogStore,
     pub read_view: Arc<ArcSwap<KvStore>>,
@@ -118,6 +131,9 @@ fn to_write_request(request: internal_request::Request) -> WriteRequest {
         internal_request::Request::Compaction(compaction) => WriteRequest::Compaction(compaction),
         internal_request::Request::LeaseGrant(grant) => WriteRequest::LeaseGrant(grant),
         internal_request::Request::LeaseRevoke(revoke) => WriteRequest::LeaseRevoke(revoke),
+        internal_request::Request::MemberPublish(_) => {
+            unreachable!("member publications are applied by the raft group itself")
+        }
     }
 }
 
@@ -156,6 +172,10 @@ impl RaftGroup {
             applied_since_publish: false,
             tick_interval: parts.tick_interval,
             lessor: Lessor::default(),
+            members: parts.members.load().as_ref().clone(),
+            shared_members: parts.members,
+            own_publication: parts.own_publication,
+            publication_proposed_at: None,
             last_role: StateRole::Follower,
             peers: parts.peers,
             undecodable_messages: 0,
@@ -190,6 +210,7 @@ impl RaftGroup {
             }
             if Instant::now() >= next_tick {
                 self.node.tick();
+                self.publish_self_if_needed();
                 self.propose_expired_revokes();
                 next_tick = Instant::now() + self.tick_interval;
             }
@@ -345,15 +366,46 @@ impl RaftGroup {
     }
 
     /// One read index serves every read that arrived before it was issued.
+    ///
+    /// raft-rs drops a read index it cannot serve (no leader known, a new leader that has not
+    /// committed in its term, a leader change in flight) without answering, so batches not
+    /// answered within half an election timeout are issued again.
     fn issue_reads(&mut self) {
+        let now = Instant::now();
+        let retry_after = self.lease_extension_on_lead / 2;
+        let stale: Vec<u64> = self
+            .issued_reads
+            .iter()
+            .filter(|(_, batch)| now.duration_since(batch.issued_at) >= retry_after)
+            .map(|(context, _)| *context)
+            .collect();
+        for context in stale {
+            if let Some(batch) = self.issued_reads.remove(&context) {
+                self.unissued_reads.extend(batch.waiters);
+            }
+        }
         if self.unissued_reads.is_empty() || self.node.raft.leader_id == raft::INVALID_ID {
             return;
         }
         self.read_batch_sequence += 1;
         let context = self.read_batch_sequence;
         let waiters = std::mem::take(&mut self.unissued_reads);
-        self.issued_reads.insert(context, ReadBatch { waiters });
-        self.node.read_index(context.to_be_bytes().to_vec());
+        self.issued_reads.insert(
+            context,
+            ReadBatch {
+                waiters,
+                issued_at: now,
+            },
+        );
+        self.node.read_index(self.read_context(context));
+    }
+
+    /// A read-index context unique across members: the leader merges requests with equal
+    /// contexts, so a bare sequence number would let one follower's read answer another's.
+    fn read_context(&self, sequence: u64) -> Vec<u8> {
+        let mut context = self.node.raft.id.to_be_bytes().to_vec();
+        context.extend_from_slice(&sequence.to_be_bytes());
+        context
     }
 
     async fn process_ready(&mut self) -> Result<(), RaftGroupError> {
@@ -376,13 +428,17 @@ impl RaftGroup {
             self.log.set_hard_state(hard_state.clone())?;
         }
         for read_state in ready.take_read_states() {
-            let context = read_state
-                .request_ctx
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or_default();
-            if let Some(batch) = self.issued_reads.remove(&context) {
+            let ctx = read_state.request_ctx.as_slice();
+            let ours = ctx.len() == 16 && ctx[..8] == self.node.raft.id.to_be_bytes();
+            let sequence = ctx
+                .get(8..)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u64::from_be_bytes);
+            let batch = match sequence {
+                Some(sequence) if ours => self.issued_reads.remove(&sequence),
+                _ => None,
+            };
+            if let Some(batch) = batch {
                 self.reads_waiting_for_apply
                     .push((read_state.index, batch.waiters));
             }
@@ -417,6 +473,13 @@ impl RaftGroup {
             let Some(request) = internal.request else {
                 continue;
             };
+            let request = match request {
+                internal_request::Request::MemberPublish(publish) => {
+                    self.apply_publication(&publish);
+                    continue;
+                }
+                other => other,
+            };
             let write = to_write_request(request);
             let applied = self.kv.apply(&write);
             self.track_leases(&write, applied.is_ok());
@@ -446,6 +509,49 @@ impl RaftGroup {
             }
         }
         Ok(())
+    }
+
+    fn apply_publication(&mut self, publish: &MemberPublish) {
+        if self.members.apply_publish(publish) {
+            self.shared_members.store(Arc::new(self.members.clone()));
+        } else {
+            tracing::warn!(
+                member = format!("{:x}", publish.member_id),
+                "publication from an unknown member ignored"
+            );
+        }
+        if publish.member_id == self.own_publication.member_id {
+            self.publication_proposed_at = None;
+        }
+    }
+
+    /// Once serving, a member proposes its own publication until it has applied.
+    fn publish_self_if_needed(&mut self) {
+        if !self.status.is_serving()
+            || self.members.is_published(&self.own_publication)
+            || self.node.raft.leader_id == raft::INVALID_ID
+        {
+            return;
+        }
+        let applied = self.node.raft.raft_log.applied;
+        if let Some(proposed_at) = self.publication_proposed_at {
+            // Re-propose only if it got lost (e.g. across a leader change).
+            if applied < proposed_at + PUBLICATION_RETRY_ENTRIES {
+                return;
+            }
+        }
+        let internal = InternalRequest {
+            id: 0,
+            origin_shard: OWNER_ORIGIN,
+            proposer_incarnation: self.incarnation,
+            request: Some(internal_request::Request::MemberPublish(
+                self.own_publication.clone(),
+            )),
+        };
+        match self.node.propose(Vec::new(), internal.encode_to_vec()) {
+            Ok(()) => self.publication_proposed_at = Some(self.node.raft.raft_log.last_index()),
+            Err(error) => tracing::debug!(%error, "member publication not proposed yet"),
+        }
     }
 
     /// Keeps the lease clock in step with applied grants and revokes.

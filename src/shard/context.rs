@@ -5,6 +5,7 @@
 use super::owner_link::OwnerLink;
 use super::ShardId;
 use crate::config::ServerConfig;
+use crate::membership::MemberList;
 use crate::mvcc::KvStore;
 use crate::raft::RaftStatus;
 use crate::watch::WatchHub;
@@ -20,6 +21,8 @@ pub struct ShardContext {
     /// The newest applied state, published by the owner after every applied batch.
     pub read_view: Arc<ArcSwap<KvStore>>,
     pub raft_status: Arc<RaftStatus>,
+    /// The member list, published by the owner.
+    pub members: Arc<ArcSwap<MemberList>>,
     pub owner: OwnerLink,
     /// State of this shard's lease id generator (see `server::lease`).
     pub lease_id_state: Cell<u64>,

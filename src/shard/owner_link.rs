@@ -35,6 +35,7 @@ pub fn etcd_request_bytes(request: &internal_request::Request) -> usize {
         internal_request::Request::Compaction(compaction) => compaction.encoded_len(),
         internal_request::Request::LeaseGrant(grant) => grant.encoded_len(),
         internal_request::Request::LeaseRevoke(revoke) => revoke.encoded_len(),
+        internal_request::Request::MemberPublish(publish) => publish.encoded_len(),
     };
     ETCD_RAFT_HEADER_BYTES + 1 + prost::length_delimiter_len(inner_bytes) + inner_bytes
 }

@@ -17,6 +17,7 @@ use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
 use crate::config::ServerConfig;
 use crate::grpc::connection::serve_listener;
+use crate::membership::MemberList;
 use crate::mvcc::KvStore;
 use crate::peer::{Deliver, PeerAddress, PeerTransport, TransportConfig};
 use crate::raft::group::{RaftGroupParts, RaftMessageSink};
@@ -24,6 +25,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::{RaftGroup, RaftStatus};
 use crate::watch::{HubConfig, WatchHub};
 use arc_swap::ArcSwap;
+use capstan_proto::capstanpb::MemberPublish;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -127,6 +129,7 @@ struct Shared {
     config: Arc<ServerConfig>,
     read_view: Arc<ArcSwap<KvStore>>,
     raft_status: Arc<RaftStatus>,
+    members: Arc<ArcSwap<MemberList>>,
     shutdown: Shutdown,
     shards_serving: Arc<AtomicUsize>,
     shard_count: usize,
@@ -197,6 +200,16 @@ fn process_incarnation() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 48)
 }
 
+fn initial_member_list(config: &ServerConfig) -> MemberList {
+    MemberList::from_initial_cluster(config.initial_cluster.iter().map(|(name, urls)| {
+        (
+            crate::config::member_id_of(urls, &config.initial_cluster_token),
+            name.clone(),
+            urls.clone(),
+        )
+    }))
+}
+
 /// Runs the server until SIGINT/SIGTERM or a fatal error.
 pub fn run(config: ServerConfig) -> Result<(), RunError> {
     check_ports_free(&config)?;
@@ -209,10 +222,12 @@ pub fn run(config: ServerConfig) -> Result<(), RunError> {
     let shutdown = Shutdown::default();
     install_signal_handler(shutdown.clone())?;
     let incarnation = process_incarnation();
+    let members = initial_member_list(&config);
     let shared = Shared {
         config: Arc::new(config),
         read_view: Arc::new(ArcSwap::from_pointee(KvStore::new())),
         raft_status: Arc::new(RaftStatus::default()),
+        members: Arc::new(ArcSwap::from_pointee(members)),
         shutdown,
         shards_serving: Arc::new(AtomicUsize::new(0)),
         shard_count,
@@ -356,6 +371,12 @@ async fn owner_shard(
         election_ticks: config.election_ticks(),
         tick_interval: Duration::from_millis(config.heartbeat_interval_ms),
         election_timeout: Duration::from_millis(config.election_timeout_ms),
+        members: shared.members.clone(),
+        own_publication: MemberPublish {
+            member_id: config.member_id(),
+            name: config.name.clone(),
+            client_urls: config.advertise_client_urls.clone(),
+        },
         incarnation: shared.incarnation,
         log,
         read_view: shared.read_view.clone(),
@@ -433,6 +454,7 @@ async fn serve_shard(
         member_id: config.member_id(),
         read_view: shared.read_view.clone(),
         raft_status: shared.raft_status.clone(),
+        members: shared.members.clone(),
         owner: OwnerLink::new(
             shard,
             owner_sender,
