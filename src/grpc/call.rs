@@ -246,11 +246,12 @@ pub async fn unary<Req, Resp, Handler, Work>(
 }
 
 /// A streaming call (client, server or bidi): the handler reads requests and sends responses
-/// until it returns the call's final status.
+/// until it returns the call's final status, or until `abort` resolves with one.
 pub async fn streaming<Req, Resp, Handler, Work>(
     body: RecvStream,
     mut respond: SendResponse<Bytes>,
     limits: CallLimits,
+    abort: impl Future<Output = Status>,
     handler: Handler,
 ) where
     Req: prost::Message + Default,
@@ -270,7 +271,9 @@ pub async fn streaming<Req, Resp, Handler, Work>(
         _response: PhantomData,
     };
     let requests = RequestStream::<Req>::new(body, limits.receive_bytes_max);
-    let status = match with_deadline(limits.deadline, handler(requests, sink.clone())).await {
+    let work = with_deadline(limits.deadline, handler(requests, sink.clone()));
+    let aborted = async { Err(abort.await) };
+    let status = match futures_lite::future::or(work, aborted).await {
         Ok(()) => Status::new(Code::Ok, ""),
         Err(status) => status,
     };

@@ -3,6 +3,7 @@
 use super::call::{send_http_status, send_status_only, streaming, unary, CallLimits};
 use super::timeout::parse_grpc_timeout;
 use super::Status;
+use crate::server::ServerError;
 use crate::shard::ShardContext;
 use bytes::Bytes;
 use capstan_proto::method;
@@ -10,6 +11,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::Request;
 use std::rc::Rc;
+use std::time::Duration;
 
 fn is_grpc(request: &http::request::Parts) -> bool {
     request.method == http::Method::POST
@@ -18,6 +20,31 @@ fn is_grpc(request: &http::request::Parts) -> bool {
             .get(http::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/grpc"))
+}
+
+/// Consecutive leaderless election timeouts after which a `hasleader` stream is cancelled
+/// (etcd's `maxNoLeaderCnt`).
+pub const NO_LEADER_CHECKS_BEFORE_CANCEL: u32 = 3;
+
+/// Resolves with etcd's "no leader" status once the member has had no leader for
+/// `NO_LEADER_CHECKS_BEFORE_CANCEL` election timeouts in a row; never when not required.
+async fn leader_lost(context: &ShardContext, require_leader: bool) -> Status {
+    if !require_leader {
+        return futures::future::pending().await;
+    }
+    let period = Duration::from_millis(context.config.election_timeout_ms);
+    let mut leaderless_checks = 0;
+    loop {
+        glommio::timer::sleep(period).await;
+        if context.raft_status.leader_id() == raft::INVALID_ID {
+            leaderless_checks += 1;
+            if leaderless_checks >= NO_LEADER_CHECKS_BEFORE_CANCEL {
+                return ServerError::NoLeader.into();
+            }
+        } else {
+            leaderless_checks = 0;
+        }
+    }
 }
 
 /// Runs one call to completion on this shard.
@@ -39,19 +66,51 @@ pub async fn dispatch(
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout),
     };
+    // etcd's `hasleader` metadata (clientv3.WithRequireLeader; kube-apiserver sets it on every
+    // watch): unary calls fail at once without a leader, streams end after a few election
+    // timeouts without one.
+    let require_leader = parts
+        .headers
+        .get("hasleader")
+        .is_some_and(|value| value.as_bytes() == b"true");
     let ctx = &context;
-    match parts.uri.path() {
+    let path = parts.uri.path();
+    let is_stream = matches!(
+        path,
+        method::WATCH_WATCH | method::LEASE_LEASE_KEEP_ALIVE | method::HEALTH_WATCH
+    );
+    if require_leader && !is_stream && ctx.raft_status.leader_id() == raft::INVALID_ID {
+        send_status_only(respond, &ServerError::NoLeader.into());
+        return;
+    }
+    match path {
         method::KV_RANGE => unary(body, respond, limits, |r| ctx.range(r)).await,
         method::KV_PUT => unary(body, respond, limits, |r| ctx.put(r)).await,
         method::KV_DELETE_RANGE => unary(body, respond, limits, |r| ctx.delete_range(r)).await,
         method::KV_TXN => unary(body, respond, limits, |r| ctx.txn(r)).await,
         method::KV_COMPACT => unary(body, respond, limits, |r| ctx.compact(r)).await,
         method::MAINTENANCE_STATUS => unary(body, respond, limits, |r| ctx.status(r)).await,
-        method::WATCH_WATCH => streaming(body, respond, limits, |r, s| ctx.watch(r, s)).await,
+        method::WATCH_WATCH => {
+            streaming(
+                body,
+                respond,
+                limits,
+                leader_lost(ctx, require_leader),
+                |r, s| ctx.watch(r, s),
+            )
+            .await
+        }
         method::LEASE_LEASE_GRANT => unary(body, respond, limits, |r| ctx.lease_grant(r)).await,
         method::LEASE_LEASE_REVOKE => unary(body, respond, limits, |r| ctx.lease_revoke(r)).await,
         method::LEASE_LEASE_KEEP_ALIVE => {
-            streaming(body, respond, limits, |r, s| ctx.lease_keep_alive(r, s)).await
+            streaming(
+                body,
+                respond,
+                limits,
+                leader_lost(ctx, require_leader),
+                |r, s| ctx.lease_keep_alive(r, s),
+            )
+            .await
         }
         method::LEASE_LEASE_TIME_TO_LIVE => {
             unary(body, respond, limits, |r| ctx.lease_time_to_live(r)).await
@@ -60,7 +119,14 @@ pub async fn dispatch(
         method::CLUSTER_MEMBER_LIST => unary(body, respond, limits, |r| ctx.member_list(r)).await,
         method::HEALTH_CHECK => unary(body, respond, limits, |r| ctx.health_check(r)).await,
         method::HEALTH_WATCH => {
-            streaming(body, respond, limits, |r, s| ctx.health_watch(r, s)).await
+            streaming(
+                body,
+                respond,
+                limits,
+                leader_lost(ctx, require_leader),
+                |r, s| ctx.health_watch(r, s),
+            )
+            .await
         }
         unknown => send_status_only(respond, &Status::unimplemented(unknown)),
     }

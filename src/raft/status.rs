@@ -42,6 +42,11 @@ impl RaftStatus {
         }
     }
 
+    /// The leader's member id, 0 when none is known.
+    pub fn leader_id(&self) -> u64 {
+        self.leader_id.load(Ordering::Acquire)
+    }
+
     pub fn term(&self) -> u64 {
         self.term.load(Ordering::Acquire)
     }

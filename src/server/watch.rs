@@ -43,9 +43,16 @@ impl ShardContext {
             stream,
         };
         let receiving = async {
-            while let Some(request) = requests.next().await {
-                self.on_watch_request(stream, request?);
+            loop {
+                outbox.wait_for_room().await;
+                match requests.next().await {
+                    Some(request) => self.on_watch_request(stream, request?),
+                    None => break,
+                }
             }
+            // A half-closed request side keeps its watchers (as etcd does); the call ends when
+            // the client cancels or goes away.
+            responses.closed().await;
             Ok(())
         };
         let sending = async {

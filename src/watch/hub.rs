@@ -64,6 +64,8 @@ pub struct WatchHub {
     /// Index: range watchers by start key, with their (exclusive, optional) end.
     spans: BTreeMap<Bytes, Vec<(Option<Bytes>, WatcherKey)>>,
     catching_up: BTreeSet<WatcherKey>,
+    /// The last catching-up watcher served, so every step starts after it (no starvation).
+    catch_up_cursor: Option<WatcherKey>,
     /// Every event with a revision up to this one has been handed to live watchers.
     delivered_revision: i64,
 }
@@ -79,6 +81,7 @@ impl WatchHub {
             single_keys: HashMap::new(),
             spans: BTreeMap::new(),
             catching_up: BTreeSet::new(),
+            catch_up_cursor: None,
             delivered_revision: revision,
         }
     }
@@ -227,6 +230,8 @@ impl WatchHub {
                 compact_revision,
                 ..WatchResponse::default()
             });
+            // etcd keeps the id registered until the client cancels it.
+            state.watch_ids.insert(watch_id);
             return;
         }
         let position = if start <= 0 {
@@ -252,14 +257,19 @@ impl WatchHub {
             .insert(key, Watcher::new(watch_id, request, keys, position, outbox));
     }
 
-    /// Handles a cancel request: etcd answers only when the watcher existed.
+    /// Handles a cancel request: etcd answers only when the id is registered on the stream
+    /// (including watchers already cancelled by compaction, whose ids stay registered until the
+    /// client cancels them).
     pub fn cancel(&mut self, stream: StreamId, watch_id: i64, view: &KvStore) {
-        if self.remove_watcher((stream, watch_id)).is_none() {
+        let header = self.header(view.current_revision());
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        if !state.watch_ids.remove(&watch_id) {
             return;
         }
-        let header = self.header(view.current_revision());
-        if let Some(state) = self.streams.get_mut(&stream) {
-            state.watch_ids.remove(&watch_id);
+        self.remove_watcher((stream, watch_id));
+        if let Some(state) = self.streams.get(&stream) {
             state.outbox.push(WatchResponse {
                 header: Some(header),
                 watch_id,
@@ -278,7 +288,7 @@ impl WatchHub {
         let all_live = state.watch_ids.iter().all(|watch_id| {
             self.watchers
                 .get(&(stream, *watch_id))
-                .is_some_and(|watcher| matches!(watcher.position, Position::Live { .. }))
+                .is_none_or(|watcher| matches!(watcher.position, Position::Live { .. }))
         });
         if all_live {
             state.outbox.push(WatchResponse {
@@ -297,7 +307,8 @@ impl WatchHub {
             if !watcher.progress_notify || !matches!(watcher.position, Position::Live { .. }) {
                 continue;
             }
-            if !watcher.sent_since_progress {
+            // Like etcd's non-blocking send: a stream that is not being read gets no more.
+            if !watcher.sent_since_progress && watcher.outbox.is_draining() {
                 watcher.outbox.push(WatchResponse {
                     header: Some(header),
                     watch_id: watcher.watch_id,
@@ -365,12 +376,29 @@ impl WatchHub {
     /// Feeds catching-up watchers from history, one bounded step each; a watcher that reaches
     /// the live stream rejoins it, one whose history was compacted away is cancelled.
     pub fn catch_up_step(&mut self, view: &KvStore) {
+        // Start after the last watcher served and wrap around, skipping watchers whose stream
+        // is full, so no watcher waits behind others forever.
+        let after = self.catch_up_cursor;
         let keys: Vec<WatcherKey> = self
             .catching_up
             .iter()
+            .filter(|key| after.is_none_or(|cursor| **key > cursor))
+            .chain(
+                self.catching_up
+                    .iter()
+                    .filter(|key| after.is_some_and(|cursor| **key <= cursor)),
+            )
+            .filter(|key| {
+                self.watchers
+                    .get(key)
+                    .is_none_or(|watcher| watcher.outbox.is_draining())
+            })
             .take(CATCH_UP_WATCHERS_PER_STEP)
             .copied()
             .collect();
+        if let Some(last) = keys.last() {
+            self.catch_up_cursor = Some(*last);
+        }
         let compact_revision = view.compact_revision();
         let live_revision = self.delivered_revision;
         for key in keys {
@@ -394,10 +422,8 @@ impl WatchHub {
                     ..WatchResponse::default()
                 };
                 watcher.outbox.push(response);
+                // The id stays registered on the stream until the client cancels it (etcd).
                 self.remove_watcher(key);
-                if let Some(state) = self.streams.get_mut(&key.0) {
-                    state.watch_ids.remove(&key.1);
-                }
                 continue;
             }
             let upto = live_revision.min(next_revision + CATCH_UP_REVISIONS_PER_STEP - 1);

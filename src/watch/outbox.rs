@@ -16,6 +16,8 @@ pub struct Outbox {
     queue: RefCell<VecDeque<WatchResponse>>,
     queued_bytes: Cell<usize>,
     waker: RefCell<Option<Waker>>,
+    /// The request loop, waiting for the queue to drop under its bound.
+    room_waker: RefCell<Option<Waker>>,
     closed: Cell<bool>,
 }
 
@@ -58,6 +60,11 @@ impl Outbox {
                 Some(response) => {
                     self.queued_bytes
                         .set(self.queued_bytes.get() - response.encoded_len());
+                    if self.has_room_for(0) {
+                        if let Some(waker) = self.room_waker.borrow_mut().take() {
+                            waker.wake();
+                        }
+                    }
                     Poll::Ready(Some(response))
                 }
                 None => {
@@ -69,12 +76,28 @@ impl Outbox {
         .await
     }
 
+    /// Resolves once the queue is within its bound (or closed): the stream's request loop waits
+    /// here, so a client that sends requests but never reads answers stops being read too.
+    pub async fn wait_for_room(&self) {
+        poll_fn(|context| {
+            if self.closed.get() || self.has_room_for(0) {
+                Poll::Ready(())
+            } else {
+                *self.room_waker.borrow_mut() = Some(context.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     pub fn close(&self) {
         self.closed.set(true);
         self.queue.borrow_mut().clear();
         self.queued_bytes.set(0);
-        if let Some(waker) = self.waker.borrow_mut().take() {
-            waker.wake();
+        for waker in [&self.waker, &self.room_waker] {
+            if let Some(waker) = waker.borrow_mut().take() {
+                waker.wake();
+            }
         }
     }
 }
