@@ -47,13 +47,24 @@ impl KeyRange {
     }
 
     /// Whether `key` falls inside the range.
-    #[cfg(test)]
     pub fn contains(&self, key: &[u8]) -> bool {
         match self {
             KeyRange::Single(single) => single.as_ref() == key,
             KeyRange::Span { start, end } => {
                 key >= start.as_ref() && end.as_ref().is_none_or(|end| key < end.as_ref())
             }
+        }
+    }
+
+    /// Back to `key`/`range_end` in Range's conventions.
+    pub fn as_request_range(&self) -> (Bytes, Bytes) {
+        match self {
+            KeyRange::Single(key) => (key.clone(), Bytes::new()),
+            KeyRange::Span { start, end: None } => (start.clone(), Bytes::from_static(b"\0")),
+            KeyRange::Span {
+                start,
+                end: Some(end),
+            } => (start.clone(), end.clone()),
         }
     }
 

@@ -98,6 +98,7 @@ mod write_tests;
 
 pub use apply::{Applied, WriteRequest, WriteResponse};
 pub use error::MvccError;
+pub use key_range::KeyRange;
 pub use lease::LeaseInfo;
 pub use revision::Revision;
 pub use store::KvStore;

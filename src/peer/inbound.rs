@@ -8,13 +8,12 @@
 use super::frame_reader::{FrameError, FrameReader};
 use super::transport::Shared;
 use super::wire::{Handshake, HandshakeError, HANDSHAKE_BYTES};
+use crate::shard::listen::{bind_listener, PortSharing};
 use futures_lite::io::AsyncReadExt;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -38,18 +37,7 @@ pub(super) struct InboundConnection {
 /// TIME-WAIT leftovers) but NOT SO_REUSEPORT: a second process on the same peer port must fail
 /// rather than silently share it.
 pub(super) fn bind_peer_listener(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SockAddr::from(address))?;
-    socket.listen(PEER_LISTEN_BACKLOG)?;
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is a bound, listening TCP socket we own (taken out of `socket`, which no
-    // longer closes it); glommio's listener takes over ownership and closes it on drop.
-    Ok(unsafe { TcpListener::from_raw_fd(fd) })
+    bind_listener(address, PortSharing::Exclusive, PEER_LISTEN_BACKLOG)
 }
 
 /// Accepts connections until the task is cancelled by `stop`.

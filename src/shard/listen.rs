@@ -18,17 +18,36 @@ pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(3);
 const PORT_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 const PORT_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// Binds this shard's listening socket on `address`.
+/// Whether other sockets may bind the same port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSharing {
+    /// SO_REUSEPORT: every shard listens on the client port.
+    AcrossShards,
+    /// One listener only (the peer port): a second process binding it fails.
+    Exclusive,
+}
+
+/// Binds this shard's listening socket on the client port.
 pub fn bind_client_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_listener(address, PortSharing::AcrossShards, LISTEN_BACKLOG)
+}
+
+/// Binds a listening socket with SO_REUSEADDR (so TIME-WAIT leftovers of a previous run never
+/// keep a restarted server off its port), sharing the port as `sharing` says.
+pub fn bind_listener(
+    address: SocketAddr,
+    sharing: PortSharing,
+    backlog: i32,
+) -> std::io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(sharing == PortSharing::AcrossShards)?;
     socket.bind(&SockAddr::from(address))?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.listen(backlog)?;
     let fd = socket.into_raw_fd();
     // SAFETY: `fd` is a bound, listening TCP socket we own (taken out of `socket`, which no
     // longer closes it); glommio's listener takes over ownership and closes it on drop.

@@ -171,31 +171,32 @@ impl OwnerLink {
 
     /// Renews a lease by the leader's clock; its granted TTL, or 0 when it no longer exists.
     pub async fn lease_keep_alive(&self, lease_id: i64) -> Result<i64, ServerError> {
-        let id = self.next_id();
-        let origin = self.shard;
-        let request = ToOwner::LeaseKeepAlive {
+        self.ask_lease_ttl(|origin, id| ToOwner::LeaseKeepAlive {
             origin,
             id,
             lease_id,
-        };
-        match self.call(id, request).await? {
-            Answer::LeaseTtl { ttl, .. } => Ok(ttl),
-            other => unreachable!("owner answered a keep-alive with {other:?}"),
-        }
+        })
+        .await
     }
 
     /// Seconds a lease has left by the leader's clock, -1 when it does not exist.
     pub async fn lease_time_to_live(&self, lease_id: i64) -> Result<i64, ServerError> {
-        let id = self.next_id();
-        let origin = self.shard;
-        let request = ToOwner::LeaseTimeToLive {
+        self.ask_lease_ttl(|origin, id| ToOwner::LeaseTimeToLive {
             origin,
             id,
             lease_id,
-        };
-        match self.call(id, request).await? {
+        })
+        .await
+    }
+
+    async fn ask_lease_ttl(
+        &self,
+        question: impl FnOnce(ShardId, u64) -> ToOwner,
+    ) -> Result<i64, ServerError> {
+        let id = self.next_id();
+        match self.call(id, question(self.shard, id)).await? {
             Answer::LeaseTtl { ttl, .. } => Ok(ttl),
-            other => unreachable!("owner answered a time-to-live with {other:?}"),
+            other => unreachable!("owner answered a lease question with {other:?}"),
         }
     }
 

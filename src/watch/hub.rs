@@ -3,7 +3,8 @@
 
 use super::batch::{event_revision, EventBatch};
 use super::outbox::Outbox;
-use super::watcher::{Position, WatchedKeys, Watcher};
+use super::watcher::{Position, Watcher};
+use crate::mvcc::KeyRange;
 use crate::mvcc::KvStore;
 use crate::raft::RaftStatus;
 use bytes::Bytes;
@@ -127,14 +128,14 @@ impl WatchHub {
         state.outbox.close();
     }
 
-    fn index_insert(&mut self, key: WatcherKey, keys: &WatchedKeys) {
+    fn index_insert(&mut self, key: WatcherKey, keys: &KeyRange) {
         match keys {
-            WatchedKeys::Single(single) => self
+            KeyRange::Single(single) => self
                 .single_keys
                 .entry(single.clone())
                 .or_default()
                 .push(key),
-            WatchedKeys::Span { start, end } => self
+            KeyRange::Span { start, end } => self
                 .spans
                 .entry(start.clone())
                 .or_default()
@@ -146,7 +147,7 @@ impl WatchHub {
         let watcher = self.watchers.remove(&key)?;
         self.catching_up.remove(&key);
         match &watcher.keys {
-            WatchedKeys::Single(single) => {
+            KeyRange::Single(single) => {
                 if let Some(list) = self.single_keys.get_mut(single) {
                     list.retain(|entry| *entry != key);
                     if list.is_empty() {
@@ -154,7 +155,7 @@ impl WatchHub {
                     }
                 }
             }
-            WatchedKeys::Span { start, .. } => {
+            KeyRange::Span { start, .. } => {
                 if let Some(list) = self.spans.get_mut(start) {
                     list.retain(|(_, entry)| *entry != key);
                     if list.is_empty() {
@@ -196,7 +197,7 @@ impl WatchHub {
             cancel_reason: reason.to_string(),
             ..WatchResponse::default()
         };
-        let keys = WatchedKeys::new(&request.key, &request.range_end);
+        let keys = KeyRange::new(&request.key, &request.range_end);
         if keys.is_empty() {
             state.outbox.push(refuse(EMPTY_WATCH_RANGE));
             return;
@@ -428,7 +429,7 @@ impl WatchHub {
             }
             let upto = live_revision.min(next_revision + CATCH_UP_REVISIONS_PER_STEP - 1);
             if upto >= next_revision {
-                let (range_key, range_end) = watcher.keys.as_range();
+                let (range_key, range_end) = watcher.keys.as_request_range();
                 let events: Vec<Event> = view
                     .events_between(&range_key, &range_end, next_revision, upto)
                     .iter()

@@ -1,57 +1,12 @@
 //! One watcher: what it watches, which events it wants, and where it is in the history.
 
 use super::outbox::Outbox;
-use bytes::Bytes;
+use crate::mvcc::KeyRange;
 use capstan_proto::etcdserverpb::watch_create_request::FilterType;
 use capstan_proto::etcdserverpb::WatchCreateRequest;
 use capstan_proto::mvccpb::event::EventType;
 use capstan_proto::mvccpb::Event;
 use std::rc::Rc;
-
-/// The keys a watcher selects (etcd: an empty `range_end` is one key, `"\0"` every key from
-/// `key` on, otherwise `[key, range_end)`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchedKeys {
-    Single(Bytes),
-    Span { start: Bytes, end: Option<Bytes> },
-}
-
-impl WatchedKeys {
-    pub fn new(key: &Bytes, range_end: &Bytes) -> WatchedKeys {
-        if range_end.is_empty() {
-            WatchedKeys::Single(key.clone())
-        } else if range_end.as_ref() == b"\0" {
-            WatchedKeys::Span {
-                start: key.clone(),
-                end: None,
-            }
-        } else {
-            WatchedKeys::Span {
-                start: key.clone(),
-                end: Some(range_end.clone()),
-            }
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        match self {
-            WatchedKeys::Single(_) => false,
-            WatchedKeys::Span { start, end } => end.as_ref().is_some_and(|end| end <= start),
-        }
-    }
-
-    /// `key`/`range_end` in Range's conventions, for reading history.
-    pub fn as_range(&self) -> (Bytes, Bytes) {
-        match self {
-            WatchedKeys::Single(key) => (key.clone(), Bytes::new()),
-            WatchedKeys::Span { start, end: None } => (start.clone(), Bytes::from_static(b"\0")),
-            WatchedKeys::Span {
-                start,
-                end: Some(end),
-            } => (start.clone(), end.clone()),
-        }
-    }
-}
 
 /// Where a watcher is relative to the hub's live stream of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +20,7 @@ pub enum Position {
 
 pub struct Watcher {
     pub watch_id: i64,
-    pub keys: WatchedKeys,
+    pub keys: KeyRange,
     pub prev_kv: bool,
     pub no_put: bool,
     pub no_delete: bool,
@@ -81,7 +36,7 @@ impl Watcher {
     pub fn new(
         watch_id: i64,
         request: &WatchCreateRequest,
-        keys: WatchedKeys,
+        keys: KeyRange,
         position: Position,
         outbox: Rc<Outbox>,
     ) -> Watcher {
