@@ -39,6 +39,18 @@ fn lease_script(endpoint: &str) -> Vec<String> {
         .map(|part| part.split_once(')').map_or(part, |(_, rest)| rest))
         .collect::<Vec<_>>()
         .join("remaining(N)");
+    // etcd lists a lease's keys in map order (unspecified): compare them as a set.
+    let stable = match stable.split_once("attached keys([") {
+        Some((head, rest)) => match rest.split_once("])") {
+            Some((keys, tail)) => {
+                let mut keys: Vec<&str> = keys.split(' ').collect();
+                keys.sort_unstable();
+                format!("{head}attached keys([{}]){tail}", keys.join(" "))
+            }
+            None => stable,
+        },
+        None => stable,
+    };
     transcript.push(stable);
     transcript.push(without_id(
         &etcdctl_ok(endpoint, &["lease", "keep-alive", "--once", &id]),
