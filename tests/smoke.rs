@@ -79,3 +79,35 @@ fn etcd_environment_variables_configure_the_server() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn default_relative_data_dir_works_like_the_readme_quickstart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(capstan_binary())
+        .current_dir(dir.path())
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn capstan");
+    let endpoint = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    while etcdctl(&endpoint, &["put", "k", "v"], None).status.code() != Some(0) {
+        let exited = child.try_wait().expect("try_wait");
+        assert!(exited.is_none(), "capstan exited: {exited:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(dir.path().join("default.etcd/member/wal").is_dir());
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -297,6 +297,20 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     };
     let name = text("name", "default");
     let data_dir = PathBuf::from(text("data-dir", &format!("{name}.etcd")));
+    // Resolved once here: glommio opens directories by absolute path only (a relative one fails
+    // with EBADF), and logs should name the real place anyway.
+    let data_dir = if data_dir.is_absolute() {
+        data_dir
+    } else {
+        std::env::current_dir()
+            .map_err(|error| {
+                ConfigError(format!(
+                    "--data-dir: cannot resolve {}: {error}",
+                    data_dir.display()
+                ))
+            })?
+            .join(data_dir)
+    };
     let listen = list(&text("listen-client-urls", "http://localhost:2379"));
     if values.contains_key("listen-client-urls") && !values.contains_key("advertise-client-urls") {
         return Err(ConfigError(
@@ -462,7 +476,8 @@ mod tests {
     fn defaults_match_etcd() {
         let config = run(&[], &[]).expect("defaults parse");
         assert_eq!(config.name, "default");
-        assert_eq!(config.data_dir, PathBuf::from("default.etcd"));
+        assert!(config.data_dir.is_absolute());
+        assert!(config.data_dir.ends_with("default.etcd"));
         assert_eq!(config.max_request_bytes, 1_572_864);
         assert_eq!(config.max_txn_ops, 128);
         assert_eq!(config.request_timeout().as_millis(), 7_000);
