@@ -144,6 +144,9 @@ impl From<ServerError> for Status {
             }
             ServerError::Stopped => Status::new(Code::Unavailable, "etcdserver: server stopped"),
             ServerError::NoLeader => Status::new(Code::Unavailable, "etcdserver: no leader"),
+            ServerError::NotLeader => {
+                Status::new(Code::FailedPrecondition, "etcdserver: not leader")
+            }
             ServerError::LeaseTtlTooLarge => {
                 Status::new(Code::OutOfRange, "etcdserver: too large lease TTL")
             }

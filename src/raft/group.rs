@@ -250,6 +250,15 @@ impl RaftGroup {
             }
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
             ToOwner::Raft { from, data } => self.step_peer_message(from, &data),
+            ToOwner::LeaseKeepAlive { origin, id, .. }
+            | ToOwner::LeaseTimeToLive { origin, id, .. }
+                if self.node.raft.state != StateRole::Leader =>
+            {
+                // Only the leader's lease clock counts; forwarding to it is not implemented
+                // yet, and renewing a follower's clock would let the lease expire silently.
+                let error = ServerError::NotLeader;
+                self.outgoing.push((origin, Answer::Failed { id, error }));
+            }
             ToOwner::LeaseKeepAlive {
                 origin,
                 id,

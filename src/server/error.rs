@@ -15,6 +15,9 @@ pub enum ServerError {
     Stopped,
     #[error("no leader")]
     NoLeader,
+    /// A leader-only operation reached a follower (etcd's ErrGRPCNotLeader).
+    #[error("not leader")]
+    NotLeader,
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
 }
