@@ -8,9 +8,12 @@ use crate::shard::{ShardContext, Shutdown};
 use crate::watch::StreamId;
 use capstan_proto::etcdserverpb::watch_request::RequestUnion;
 use capstan_proto::etcdserverpb::{WatchRequest, WatchResponse};
+use prost::Message;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Queued responses of one stream written together, up to this many bytes.
+const SEND_BATCH_BYTES_MAX: usize = 64 * 1024;
 /// How often a shard feeds catching-up watchers while it has any.
 const CATCH_UP_INTERVAL_BUSY: Duration = Duration::from_millis(2);
 /// How often a shard looks for new catching-up watchers while it has none.
@@ -56,8 +59,19 @@ impl ShardContext {
             Ok(())
         };
         let sending = async {
+            let mut batch = Vec::new();
             while let Some(response) = outbox.pop().await {
-                responses.send(&response).await?;
+                let mut batch_bytes = response.encoded_len();
+                batch.push(response);
+                while batch_bytes < SEND_BATCH_BYTES_MAX {
+                    let Some(more) = outbox.try_pop() else {
+                        break;
+                    };
+                    batch_bytes += more.encoded_len();
+                    batch.push(more);
+                }
+                responses.send_batch(&batch).await?;
+                batch.clear();
             }
             Ok(())
         };

@@ -50,6 +50,22 @@ impl Outbox {
         }
     }
 
+    /// The next response if one is queued, without waiting.
+    pub fn try_pop(&self) -> Option<WatchResponse> {
+        if self.closed.get() {
+            return None;
+        }
+        let response = self.queue.borrow_mut().pop_front()?;
+        self.queued_bytes
+            .set(self.queued_bytes.get() - response.encoded_len());
+        if self.has_room_for(0) {
+            if let Some(waker) = self.room_waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+        Some(response)
+    }
+
     /// The next response; `None` once closed.
     pub async fn pop(&self) -> Option<WatchResponse> {
         poll_fn(|context| {
