@@ -97,8 +97,6 @@ pub struct RaftGroup {
     /// Role seen at the end of the previous turn, to notice becoming leader.
     last_role: StateRole,
     peers: Box<dyn RaftMessageSink>,
-    /// Raft messages that failed to decode, by sender (peer bytes are untrusted).
-    undecodable_messages: u64,
     /// Leases get this much extra life when this member starts leading (etcd extends them by an
     /// election timeout on promotion).
     lease_extension_on_lead: Duration,
@@ -178,7 +176,6 @@ impl RaftGroup {
             publication_proposed_at: None,
             last_role: StateRole::Follower,
             peers: parts.peers,
-            undecodable_messages: 0,
             lease_extension_on_lead: parts.election_timeout,
         })
     }
@@ -289,7 +286,6 @@ impl RaftGroup {
         let message = match <RaftMessage as protobuf::Message>::parse_from_bytes(data) {
             Ok(message) => message,
             Err(error) => {
-                self.undecodable_messages += 1;
                 tracing::warn!(from = format!("{from:x}"), %error, "undecodable raft message dropped");
                 return;
             }

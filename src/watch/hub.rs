@@ -91,14 +91,6 @@ impl WatchHub {
         self.config.header(revision)
     }
 
-    pub fn delivered_revision(&self) -> i64 {
-        self.delivered_revision
-    }
-
-    pub fn watcher_count(&self) -> usize {
-        self.watchers.len()
-    }
-
     pub fn has_catching_up(&self) -> bool {
         !self.catching_up.is_empty()
     }

@@ -32,10 +32,6 @@ impl Outbox {
         self.queued_bytes.get() <= STREAM_QUEUE_BYTES_MAX / 2
     }
 
-    pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes.get()
-    }
-
     /// Queues a response; control responses (created, canceled, progress) are queued even past
     /// the bound — they are small and bounded by the client's own requests.
     pub fn push(&self, response: WatchResponse) {
