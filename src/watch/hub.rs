@@ -159,20 +159,16 @@ impl WatchHub {
         Some(watcher)
     }
 
-    /// Watchers whose keys include `key`.
-    fn matching(&self, key: &[u8]) -> Vec<WatcherKey> {
-        let mut found: Vec<WatcherKey> = self.single_keys.get(key).cloned().unwrap_or_default();
-        for (_, list) in self
+    /// Watchers whose keys include `key`, read straight from the index (no copy per event).
+    fn matching<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = WatcherKey> + 'a {
+        let single = self.single_keys.get(key).into_iter().flatten().copied();
+        let spans = self
             .spans
             .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-        {
-            for (end, watcher) in list {
-                if end.as_ref().is_none_or(|end| key < end.as_ref()) {
-                    found.push(*watcher);
-                }
-            }
-        }
-        found
+            .flat_map(|(_, list)| list.iter())
+            .filter(move |(end, _)| end.as_ref().is_none_or(|end| key < end.as_ref()))
+            .map(|(_, watcher)| *watcher);
+        single.chain(spans)
     }
 
     /// Handles a create request on `stream`, answering on the stream's outbox.
