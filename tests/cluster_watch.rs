@@ -49,25 +49,79 @@ async fn collect_until(
     }
 }
 
+/// Watches per stream, and streams per member: 3 members × 4 × 100 = 1,200 watchers.
+const WATCHES_PER_STREAM: usize = 100;
+const STREAMS_PER_MEMBER: usize = 4;
+
+/// Opens one stream with `starts.len()` watches on prefix `w/`, watch `i` from `starts[i]`
+/// (auto ids are handed out in creation order, so id `i` is watch `i`).
+async fn open_stream(
+    endpoint: &str,
+    starts: &[i64],
+) -> (Client, etcd_client::Watcher, WatchStream) {
+    let mut client = connect_to(endpoint, false).await;
+    let options = |start: i64| WatchOptions::new().with_prefix().with_start_revision(start);
+    let (mut watcher, stream) = client
+        .watch("w/", Some(options(starts[0])))
+        .await
+        .expect("watch");
+    for start in &starts[1..] {
+        watcher
+            .watch("w/", Some(options(*start)))
+            .await
+            .expect("add watch");
+    }
+    (client, watcher, stream)
+}
+
+/// Collects every watch's events on `stream` until each has reached `last_revision`;
+/// false if the stream ended first.
+async fn collect_all(stream: &mut WatchStream, last_revision: i64, seen: &mut [Vec<i64>]) -> bool {
+    let done = |seen: &[Vec<i64>]| {
+        seen.iter()
+            .all(|revisions| revisions.last().is_some_and(|last| *last >= last_revision))
+    };
+    while !done(seen) {
+        let message = tokio::time::timeout(WAIT, stream.message()).await;
+        let Ok(Ok(Some(response))) = message else {
+            return false;
+        };
+        let Some(revisions) = usize::try_from(response.watch_id())
+            .ok()
+            .and_then(|index| seen.get_mut(index))
+        else {
+            continue;
+        };
+        let mut in_response: Vec<i64> = Vec::new();
+        for event in response.events() {
+            in_response.push(event.kv().expect("event kv").mod_revision());
+        }
+        // Revision-atomic: a response never ends inside a revision another response continues.
+        if let (Some(first), Some(previous)) = (in_response.first(), revisions.last()) {
+            assert!(
+                first > previous,
+                "revision {first} split across responses or repeated"
+            );
+        }
+        revisions.extend(in_response);
+    }
+    true
+}
+
 #[test]
 fn watchers_on_every_member_see_one_gap_free_history_across_a_leader_kill() {
     let mut cluster = Cluster::start_plain(3);
     let leadership = cluster.wait_for_leader(&[0, 1, 2]);
     let endpoints: Vec<String> = (0..3).map(|i| cluster.endpoint(i)).collect();
     let runtime = tokio_runtime();
-    // Writes and acknowledged revisions, and one watcher per member, all from revision 1.
+    // 1,200 watchers: on every member, 4 streams × 100 watches of `w/` from revision 1.
     let mut streams = Vec::new();
     runtime.block_on(async {
-        for endpoint in &endpoints {
-            let mut client = connect_to(endpoint, false).await;
-            let (_watcher, stream) = client
-                .watch(
-                    "w/",
-                    Some(WatchOptions::new().with_prefix().with_start_revision(1)),
-                )
-                .await
-                .expect("watch");
-            streams.push((client, _watcher, stream));
+        for (member, endpoint) in endpoints.iter().enumerate() {
+            for _ in 0..STREAMS_PER_MEMBER {
+                let opened = open_stream(endpoint, &[1; WATCHES_PER_STREAM]).await;
+                streams.push((member, opened));
+            }
         }
     });
     let survivor = (leadership.leader + 1) % 3;
@@ -101,42 +155,43 @@ fn watchers_on_every_member_see_one_gap_free_history_across_a_leader_kill() {
                 }
             }
         }
-        if let Ok(deleted) = client.delete("w/3", None).await {
-            acknowledged.push(deleted.header().expect("header").revision());
-        }
+        let deleted = client.delete("w/3", None).await.expect("delete");
+        acknowledged.push(deleted.header().expect("header").revision());
     });
     let last_revision = *acknowledged.last().expect("writes");
+    let mut expected = acknowledged.clone();
+    expected.sort_unstable();
+    let mut watchers_checked = 0;
     runtime.block_on(async {
-        for (member, (_client, _watcher, stream)) in streams.iter_mut().enumerate() {
-            let mut seen = Vec::new();
-            let complete = collect_until(stream, last_revision, &mut seen).await;
-            if !complete {
-                // Its member died: resume on a survivor from the last revision seen + 1.
-                assert_eq!(member, leadership.leader, "a survivor's watch stream broke");
-                let resume_from = seen.last().map_or(1, |(revision, _, _)| revision + 1);
-                let mut client = connect_to(&endpoints[survivor], false).await;
-                let (_watcher, mut resumed) = client
-                    .watch(
-                        "w/",
-                        Some(
-                            WatchOptions::new()
-                                .with_prefix()
-                                .with_start_revision(resume_from),
-                        ),
-                    )
-                    .await
-                    .expect("resume watch");
-                assert!(collect_until(&mut resumed, last_revision, &mut seen).await);
+        for (member, (_client, _watcher, stream)) in streams.iter_mut() {
+            let mut seen = vec![Vec::new(); WATCHES_PER_STREAM];
+            if !collect_all(stream, last_revision, &mut seen).await {
+                // Its member died: resume every watch on a survivor from its last revision + 1.
+                assert_eq!(
+                    *member, leadership.leader,
+                    "a survivor's watch stream broke"
+                );
+                let starts: Vec<i64> = seen
+                    .iter()
+                    .map(|revisions| revisions.last().map_or(1, |last| last + 1))
+                    .collect();
+                let (_client, _watcher, mut resumed) =
+                    open_stream(&endpoints[survivor], &starts).await;
+                assert!(collect_all(&mut resumed, last_revision, &mut seen).await);
             }
-            let revisions: Vec<i64> = seen.iter().map(|(revision, _, _)| *revision).collect();
-            let mut expected = acknowledged.clone();
-            expected.sort_unstable();
-            assert_eq!(
-                revisions, expected,
-                "member {member}: every acknowledged revision exactly once, in order"
-            );
+            for (watch, revisions) in seen.iter().enumerate() {
+                assert_eq!(
+                    revisions, &expected,
+                    "member {member}, watch {watch}: every acknowledged revision once, in order"
+                );
+                watchers_checked += 1;
+            }
         }
     });
+    assert_eq!(
+        watchers_checked,
+        3 * STREAMS_PER_MEMBER * WATCHES_PER_STREAM
+    );
 }
 
 #[test]
