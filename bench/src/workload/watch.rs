@@ -8,14 +8,14 @@ use super::watch_stream::{create_request, open, wait_created};
 use super::{mode_text, pacing, series, RunContext, RunResult};
 use crate::cli::WatchArgs;
 use crate::client::Pool;
-use crate::driver::{self, Call, Outcome, Plan};
+use crate::driver::{self, Call, Plan};
 use crate::error::BenchError;
 use crate::keys::{check_key_space, key_index, varint_key};
 use crate::limits::{TOTAL_CALLS_MAX, WATCHERS_MAX};
 use crate::metrics::LatencyRecorder;
 use bytes::Bytes;
-use capstan_proto::etcdserverpb::{PutRequest, PutResponse};
-use capstan_proto::method::{KV_PUT, WATCH_WATCH};
+use capstan_proto::etcdserverpb::PutRequest;
+use capstan_proto::method::WATCH_WATCH;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -100,14 +100,7 @@ pub async fn run(args: &WatchArgs, context: &RunContext) -> Result<RunResult, Be
             ..Default::default()
         };
         let log = log.clone();
-        async move {
-            let reply = call.channel.unary::<_, PutResponse>(KV_PUT, &request).await;
-            let result = reply.map(|response| {
-                let revision = response.header.map(|header| header.revision).unwrap_or(0);
-                log.record(revision, call.sent_at);
-            });
-            Outcome { series: 0, result }
-        }
+        async move { log.put(call, request).await }
     });
     let plan = Plan {
         total: args.put_total,

@@ -6,8 +6,11 @@
 //! from its put's send time (the intended one in an open loop) to its arrival on a watcher.
 
 use super::watch_stream::WatchReceiver;
+use crate::driver::{Call, Outcome};
 use crate::grpc::CallError;
 use crate::metrics::LatencyRecorder;
+use capstan_proto::etcdserverpb::{PutRequest, PutResponse};
+use capstan_proto::method::KV_PUT;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +31,17 @@ impl PutLog {
         // A poisoned lock means a client task panicked, which already aborts the run.
         let mut sent = self.sent_at.lock().expect("put log lock");
         sent.insert(revision, sent_at);
+    }
+
+    /// Sends one put and records its revision against the call's send time (the put side of
+    /// every watch workload).
+    pub async fn put(&self, call: Call, request: PutRequest) -> Outcome {
+        let reply = call.channel.unary::<_, PutResponse>(KV_PUT, &request).await;
+        let result = reply.map(|response| {
+            let revision = response.header.map(|header| header.revision).unwrap_or(0);
+            self.record(revision, call.sent_at);
+        });
+        Outcome { series: 0, result }
     }
 
     fn snapshot(&self) -> HashMap<i64, Instant> {

@@ -10,12 +10,12 @@ use super::watch_stream::{create_request, open, wait_created};
 use super::{check_size, mode_text, pacing, series, RunContext, RunResult, SeriesResult};
 use crate::cli::WatchLatencyArgs;
 use crate::client::{ConnectOptions, Pool};
-use crate::driver::{self, Call, Outcome, Plan};
+use crate::driver::{self, Call, Plan};
 use crate::error::BenchError;
 use crate::keys::{random_bytes, random_text};
 use crate::limits::{TOTAL_CALLS_MAX, WATCHERS_MAX};
-use capstan_proto::etcdserverpb::{PutRequest, PutResponse};
-use capstan_proto::method::{KV_PUT, WATCH_WATCH};
+use capstan_proto::etcdserverpb::PutRequest;
+use capstan_proto::method::WATCH_WATCH;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -86,14 +86,7 @@ pub async fn run(args: &WatchLatencyArgs, context: &RunContext) -> Result<RunRes
     let operation = Arc::new(move |call: Call| {
         let request = request.clone();
         let log = log.clone();
-        async move {
-            let reply = call.channel.unary::<_, PutResponse>(KV_PUT, &request).await;
-            let result = reply.map(|response| {
-                let revision = response.header.map(|header| header.revision).unwrap_or(0);
-                log.record(revision, call.sent_at);
-            });
-            Outcome { series: 0, result }
-        }
+        async move { log.put(call, request).await }
     });
     let plan = Plan {
         total: args.put_total,
