@@ -13,9 +13,12 @@
 //!
 //! Any WAL error stops the group for good: a failed `fdatasync` is never retried.
 
+mod leases;
+
 use super::log_store::{LogStore, LogStoreError};
+use super::peer_message::PeerMessage;
 use super::status::{RaftStatus, StatusSnapshot};
-use crate::lease::{Lessor, REVOKES_PER_TICK_MAX};
+use crate::lease::{LeaseForwards, Lessor};
 use crate::membership::MemberList;
 use crate::mvcc::{KvStore, WriteRequest};
 use crate::server::ServerError;
@@ -24,10 +27,10 @@ use crate::shard::{ShardId, Shutdown};
 use crate::watch::EventBatch;
 use arc_swap::ArcSwap;
 use capstan_proto::capstanpb::{internal_request, InternalRequest, MemberPublish};
-use capstan_proto::etcdserverpb::LeaseRevokeRequest;
 use capstan_proto::mvccpb::Event;
 use futures::FutureExt;
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
+use leases::LeaseQuestion;
 use prost::Message;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
 use raft::storage::MemStorage;
@@ -100,6 +103,10 @@ pub struct RaftGroup {
     /// Leases get this much extra life when this member starts leading (etcd extends them by an
     /// election timeout on promotion).
     lease_extension_on_lead: Duration,
+    /// Lease questions this follower forwarded to the leader.
+    lease_forwards: LeaseForwards,
+    lease_checkpoint_interval: Duration,
+    last_checkpoint_at: Instant,
 }
 
 /// What the group needs from start-up.
@@ -129,8 +136,9 @@ fn to_write_request(request: internal_request::Request) -> WriteRequest {
         internal_request::Request::Compaction(compaction) => WriteRequest::Compaction(compaction),
         internal_request::Request::LeaseGrant(grant) => WriteRequest::LeaseGrant(grant),
         internal_request::Request::LeaseRevoke(revoke) => WriteRequest::LeaseRevoke(revoke),
-        internal_request::Request::MemberPublish(_) => {
-            unreachable!("member publications are applied by the raft group itself")
+        internal_request::Request::MemberPublish(_)
+        | internal_request::Request::LeaseCheckpoint(_) => {
+            unreachable!("publications and checkpoints are applied by the raft group itself")
         }
     }
 }
@@ -177,6 +185,9 @@ impl RaftGroup {
             last_role: StateRole::Follower,
             peers: parts.peers,
             lease_extension_on_lead: parts.election_timeout,
+            lease_forwards: LeaseForwards::default(),
+            lease_checkpoint_interval: parts.election_timeout / 2,
+            last_checkpoint_at: Instant::now(),
         })
     }
 
@@ -209,6 +220,8 @@ impl RaftGroup {
                 self.node.tick();
                 self.publish_self_if_needed();
                 self.propose_expired_revokes();
+                self.propose_lease_checkpoint();
+                self.give_up_overdue_forwards();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
@@ -246,39 +259,43 @@ impl RaftGroup {
                 }
             }
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
-            ToOwner::Raft { from, data } => self.step_peer_message(from, &data),
-            ToOwner::LeaseKeepAlive { origin, id, .. }
-            | ToOwner::LeaseTimeToLive { origin, id, .. }
-                if self.node.raft.state != StateRole::Leader =>
-            {
-                // Only the leader's lease clock counts; forwarding to it is not implemented
-                // yet, and renewing a follower's clock would let the lease expire silently.
-                let error = ServerError::NotLeader;
-                self.outgoing.push((origin, Answer::Failed { id, error }));
-            }
+            ToOwner::Peer { from, data } => self.on_peer_message(from, data),
             ToOwner::LeaseKeepAlive {
                 origin,
                 id,
                 lease_id,
-            } => {
-                let granted_ttl = self.kv.lease(lease_id).map(|lease| lease.granted_ttl);
-                let ttl = self.lessor.renew(lease_id, granted_ttl, Instant::now());
-                self.outgoing.push((origin, Answer::LeaseTtl { id, ttl }));
-            }
+            } => self.ask_lease((origin, id), LeaseQuestion::KeepAlive { lease_id }),
             ToOwner::LeaseTimeToLive {
                 origin,
                 id,
                 lease_id,
-            } => {
-                let ttl = match self.kv.lease(lease_id) {
-                    None => -1,
-                    Some(_) => self
-                        .lessor
-                        .remaining_seconds(lease_id, Instant::now())
-                        .unwrap_or(-1),
-                };
-                self.outgoing.push((origin, Answer::LeaseTtl { id, ttl }));
+            } => self.ask_lease((origin, id), LeaseQuestion::TimeToLive { lease_id }),
+        }
+    }
+
+    fn on_peer_message(&mut self, from: u64, data: bytes::Bytes) {
+        let message = match PeerMessage::decode(data) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(from = format!("{from:x}"), %error, "undecodable peer message dropped");
+                return;
             }
+        };
+        match message {
+            PeerMessage::Raft(data) => self.step_peer_message(from, &data),
+            PeerMessage::LeaseKeepAlive {
+                forward_id,
+                lease_id,
+            } => self.answer_forwarded(from, forward_id, LeaseQuestion::KeepAlive { lease_id }),
+            PeerMessage::LeaseTimeToLive {
+                forward_id,
+                lease_id,
+            } => self.answer_forwarded(from, forward_id, LeaseQuestion::TimeToLive { lease_id }),
+            PeerMessage::LeaseAnswer {
+                forward_id,
+                ttl_seconds,
+            } => self.settle_forwarded(forward_id, Some(ttl_seconds)),
+            PeerMessage::NotLeader { forward_id } => self.settle_forwarded(forward_id, None),
         }
     }
 
@@ -305,14 +322,15 @@ impl RaftGroup {
 
     fn send_messages(&self, messages: Vec<RaftMessage>) {
         for message in messages {
-            match protobuf::Message::write_to_bytes(&message) {
-                Ok(bytes) => self.peers.send(message.to, bytes.into()),
+            match PeerMessage::encode_raft(&message) {
+                Ok(bytes) => self.peers.send(message.to, bytes),
                 Err(error) => tracing::error!(%error, "raft message does not encode"),
             }
         }
     }
 
-    /// Notices leadership changes: a new leader restarts every lease's clock.
+    /// Notices leadership changes: a new leader takes over the lease clock (and answers the
+    /// lease questions it had forwarded itself); a former leader stops expiring leases.
     fn on_role_change(&mut self) {
         let role = self.node.raft.state;
         if role == self.last_role {
@@ -324,50 +342,16 @@ impl RaftGroup {
             role = ?role,
             "raft role changed"
         );
-        if role == StateRole::Leader && self.status.is_serving() {
-            self.restart_lease_clocks();
+        if role == StateRole::Leader {
+            if self.status.is_serving() {
+                self.promote_lease_clocks();
+            }
+            // Asked again, they are answered here.
+            self.fail_forwards(|| ServerError::NotLeader);
+        } else if self.last_role == StateRole::Leader {
+            self.lessor.demote();
         }
         self.last_role = role;
-    }
-
-    fn restart_lease_clocks(&mut self) {
-        let leases: Vec<(i64, i64)> = self
-            .kv
-            .lease_ids()
-            .into_iter()
-            .filter_map(|id| self.kv.lease(id).map(|lease| (id, lease.granted_ttl)))
-            .collect();
-        self.lessor.restart_all(
-            leases.into_iter(),
-            Instant::now(),
-            self.lease_extension_on_lead,
-        );
-    }
-
-    /// The leader revokes leases past their deadline through raft, a bounded number per tick.
-    fn propose_expired_revokes(&mut self) {
-        if self.node.raft.state != StateRole::Leader || !self.status.is_serving() {
-            return;
-        }
-        for lease_id in self
-            .lessor
-            .take_expired(Instant::now(), REVOKES_PER_TICK_MAX)
-        {
-            let internal = InternalRequest {
-                id: 0,
-                origin_shard: OWNER_ORIGIN,
-                proposer_incarnation: self.incarnation,
-                request: Some(internal_request::Request::LeaseRevoke(LeaseRevokeRequest {
-                    id: lease_id,
-                })),
-            };
-            if let Err(error) = self.node.propose(Vec::new(), internal.encode_to_vec()) {
-                tracing::warn!(lease_id, %error, "could not propose the revoke of an expired lease");
-                self.lessor.on_revoked(lease_id);
-            } else {
-                tracing::debug!(lease_id, "lease expired; revoke proposed");
-            }
-        }
     }
 
     /// One read index serves every read that arrived before it was issued.
@@ -481,6 +465,10 @@ impl RaftGroup {
             let request = match request {
                 internal_request::Request::MemberPublish(publish) => {
                     self.apply_publication(&publish);
+                    continue;
+                }
+                internal_request::Request::LeaseCheckpoint(checkpoint) => {
+                    self.apply_lease_checkpoint(&checkpoint);
                     continue;
                 }
                 other => other,
@@ -634,7 +622,7 @@ impl RaftGroup {
             return;
         }
         let (term, leader_id, applied_index) = (raft.term, raft.leader_id, raft.raft_log.applied);
-        self.restart_lease_clocks();
+        self.promote_lease_clocks();
         self.read_view.store(Arc::new(self.kv.clone()));
         self.status.set_serving();
         tracing::info!(
@@ -649,6 +637,7 @@ impl RaftGroup {
 
     fn fail_everything_waiting(&mut self) {
         let error = || ServerError::Stopped;
+        self.fail_forwards(error);
         let mut waiters: Vec<(ShardId, u64)> = std::mem::take(&mut self.unissued_reads);
         for (_, batch) in self.issued_reads.drain() {
             waiters.extend(batch.waiters);

@@ -19,9 +19,11 @@ pub enum ToOwner {
     },
     /// A linearizable read wants a read index; answered with `ReadReady` once applied >= it.
     ReadIndex { origin: ShardId, id: u64 },
-    /// A raft message from member `from`, still encoded (decoded on the owner).
-    Raft { from: u64, data: Bytes },
-    /// A keep-alive: the leader moves the lease's deadline; answered with `LeaseTtl`.
+    /// A peer message (`raft::peer_message`) from member `from`, still encoded (decoded on
+    /// the owner).
+    Peer { from: u64, data: Bytes },
+    /// A keep-alive: the leader moves the lease's deadline; answered with `LeaseTtl` (a
+    /// follower forwards it to the leader; `Failed(NotLeader)` asks the shard to retry).
     LeaseKeepAlive {
         origin: ShardId,
         id: u64,

@@ -18,7 +18,7 @@ use prost::Message;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes etcd's `InternalRaftRequest` spends on its header: field 100 (2-byte tag, 1-byte
 /// length) holding a `RequestHeader` whose 64-bit id is a 9-byte varint (tag 1 byte).
@@ -36,9 +36,13 @@ pub fn etcd_request_bytes(request: &internal_request::Request) -> usize {
         internal_request::Request::LeaseGrant(grant) => grant.encoded_len(),
         internal_request::Request::LeaseRevoke(revoke) => revoke.encoded_len(),
         internal_request::Request::MemberPublish(publish) => publish.encoded_len(),
+        internal_request::Request::LeaseCheckpoint(checkpoint) => checkpoint.encoded_len(),
     };
     ETCD_RAFT_HEADER_BYTES + 1 + prost::length_delimiter_len(inner_bytes) + inner_bytes
 }
+
+/// Pause before asking a lease question again while the cluster has no (reachable) leader.
+const LEASE_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Calls of one shard waiting on the owner at once; bounds the owner's reply queues.
 pub const INFLIGHT_REQUESTS_PER_SHARD_MAX: u64 = 16_384;
@@ -114,6 +118,15 @@ impl OwnerLink {
     }
 
     async fn call(&self, id: u64, message: ToOwner) -> Result<Answer, ServerError> {
+        self.call_within(id, message, self.request_timeout).await
+    }
+
+    async fn call_within(
+        &self,
+        id: u64,
+        message: ToOwner,
+        timeout: Duration,
+    ) -> Result<Answer, ServerError> {
         let _permit = self
             .inflight
             .acquire_permit(1)
@@ -124,7 +137,7 @@ impl OwnerLink {
         let _slot = WaitingSlot { link: self, id };
         self.sender.send(message).await?;
         let answered = futures_lite::future::or(async { Some(answer.await) }, async {
-            glommio::timer::sleep(self.request_timeout).await;
+            glommio::timer::sleep(timeout).await;
             None
         })
         .await;
@@ -189,14 +202,30 @@ impl OwnerLink {
         .await
     }
 
+    /// Asks the leader's lease clock, through this member's raft group (which forwards to the
+    /// leader when it is not the leader). While there is no leader, or the leader changes under
+    /// the question, it is asked again until the request timeout, as etcd's followers do.
     async fn ask_lease_ttl(
         &self,
-        question: impl FnOnce(ShardId, u64) -> ToOwner,
+        question: impl Fn(ShardId, u64) -> ToOwner,
     ) -> Result<i64, ServerError> {
-        let id = self.next_id();
-        match self.call(id, question(self.shard, id)).await? {
-            Answer::LeaseTtl { ttl, .. } => Ok(ttl),
-            other => unreachable!("owner answered a lease question with {other:?}"),
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let id = self.next_id();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.call_within(id, question(self.shard, id), left).await {
+                Ok(Answer::LeaseTtl { ttl, .. }) => return Ok(ttl),
+                Ok(other) => unreachable!("owner answered a lease question with {other:?}"),
+                Err(ServerError::NotLeader | ServerError::NoLeader)
+                    if Instant::now() + LEASE_RETRY_PAUSE < deadline =>
+                {
+                    glommio::timer::sleep(LEASE_RETRY_PAUSE).await;
+                }
+                Err(ServerError::NotLeader | ServerError::NoLeader) => {
+                    return Err(ServerError::TimedOut)
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 

@@ -101,7 +101,7 @@ fn start_peer_transport(
         return Ok(Box::new(NoPeers));
     }
     let deliver: Deliver = Rc::new(move |from: u64, data: bytes::Bytes| {
-        if inbox.try_send(ToOwner::Raft { from, data }).is_err() {
+        if inbox.try_send(ToOwner::Peer { from, data }).is_err() {
             tracing::debug!("owner inbox full: raft message dropped");
         }
     });
