@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// etcd's maximum `--election-timeout`, in milliseconds.
 const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
+/// etcd's `--max-learners` default.
+const MAX_LEARNERS_DEFAULT: u64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -59,6 +61,16 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "initial-cluster-state",
         Kind::Text,
         "new (joining an existing cluster is not supported yet)",
+    ),
+    (
+        "strict-reconfig-check",
+        Kind::Bool,
+        "reject membership changes that would leave too few started members (default true)",
+    ),
+    (
+        "max-learners",
+        Kind::Number,
+        "maximum number of learner members in the cluster (default 1)",
     ),
     (
         "max-request-bytes",
@@ -110,7 +122,6 @@ const FLAGS: &[(&str, Kind, &str)] = &[
 const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
     ("snapshot-count", Kind::Number),
     ("pre-vote", Kind::Bool),
-    ("strict-reconfig-check", Kind::Bool),
     ("logger", Kind::Text),
     ("log-outputs", Kind::Text),
 ];
@@ -412,7 +423,15 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
             "--watch-progress-notify-interval must be greater than 0".to_string(),
         ));
     }
+    let strict_reconfig_check = match values.get("strict-reconfig-check") {
+        None => true,
+        Some(value) => parse_bool("strict-reconfig-check", value)?,
+    };
+    let max_learners = number(values, "max-learners", MAX_LEARNERS_DEFAULT)?;
     Ok(ServerConfig {
+        strict_reconfig_check,
+        max_learners: usize::try_from(max_learners)
+            .map_err(|_| ConfigError("--max-learners is too large".to_string()))?,
         listen_peer_url,
         watch_progress_notify_interval,
         name,

@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub wal_segment_bytes: u64,
     /// How often watchers that asked for progress notifications get one when idle.
     pub watch_progress_notify_interval: Duration,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
+    /// `--max-learners`.
+    pub max_learners: usize,
 }
 
 impl ServerConfig {

@@ -3,6 +3,7 @@
 use super::call::{send_http_status, send_status_only, streaming, unary, CallLimits};
 use super::timeout::parse_grpc_timeout;
 use super::Status;
+use crate::membership::MembershipError;
 use crate::server::ServerError;
 use crate::shard::ShardContext;
 use bytes::Bytes;
@@ -83,6 +84,28 @@ pub async fn dispatch(
         send_status_only(respond, &ServerError::NoLeader.into());
         return;
     }
+    // A learner serves serializable reads (Range and MemberList check their own flag), Status,
+    // Watch and health; like etcd it refuses writes and the lease service.
+    let learner_refuses = matches!(
+        path,
+        method::KV_PUT
+            | method::KV_DELETE_RANGE
+            | method::KV_TXN
+            | method::KV_COMPACT
+            | method::LEASE_LEASE_GRANT
+            | method::LEASE_LEASE_REVOKE
+            | method::LEASE_LEASE_KEEP_ALIVE
+            | method::LEASE_LEASE_TIME_TO_LIVE
+            | method::LEASE_LEASE_LEASES
+            | method::CLUSTER_MEMBER_ADD
+            | method::CLUSTER_MEMBER_REMOVE
+            | method::CLUSTER_MEMBER_UPDATE
+            | method::CLUSTER_MEMBER_PROMOTE
+    );
+    if learner_refuses && ctx.is_learner() {
+        send_status_only(respond, &MembershipError::NotSupportedForLearner.into());
+        return;
+    }
     match path {
         method::KV_RANGE => unary(body, respond, limits, |r| ctx.range(r)).await,
         method::KV_PUT => unary(body, respond, limits, |r| ctx.put(r)).await,
@@ -117,6 +140,16 @@ pub async fn dispatch(
         }
         method::LEASE_LEASE_LEASES => unary(body, respond, limits, |r| ctx.lease_leases(r)).await,
         method::CLUSTER_MEMBER_LIST => unary(body, respond, limits, |r| ctx.member_list(r)).await,
+        method::CLUSTER_MEMBER_ADD => unary(body, respond, limits, |r| ctx.member_add(r)).await,
+        method::CLUSTER_MEMBER_REMOVE => {
+            unary(body, respond, limits, |r| ctx.member_remove(r)).await
+        }
+        method::CLUSTER_MEMBER_UPDATE => {
+            unary(body, respond, limits, |r| ctx.member_update(r)).await
+        }
+        method::CLUSTER_MEMBER_PROMOTE => {
+            unary(body, respond, limits, |r| ctx.member_promote(r)).await
+        }
         method::HEALTH_CHECK => unary(body, respond, limits, |r| ctx.health_check(r)).await,
         method::HEALTH_WATCH => {
             streaming(

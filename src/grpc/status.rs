@@ -3,6 +3,7 @@
 //! here is byte-for-byte etcd's (`api/v3rpc/rpctypes/error.go`).
 
 use super::frame::FrameError;
+use crate::membership::MembershipError;
 use crate::mvcc::MvccError;
 use crate::server::ServerError;
 
@@ -34,6 +35,32 @@ pub enum Code {
 pub struct Status {
     pub code: Code,
     pub message: String,
+}
+
+impl Code {
+    /// The code with this number; `Unknown` for numbers outside gRPC's table.
+    pub fn from_u32(number: u32) -> Code {
+        const CODES: [Code; 17] = [
+            Code::Ok,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ];
+        CODES.get(number as usize).copied().unwrap_or(Code::Unknown)
+    }
 }
 
 impl Status {
@@ -132,6 +159,24 @@ impl From<MvccError> for Status {
     }
 }
 
+impl From<MembershipError> for Status {
+    fn from(error: MembershipError) -> Status {
+        let code = match error {
+            MembershipError::BadUrls => Code::InvalidArgument,
+            MembershipError::NotFound => Code::NotFound,
+            MembershipError::Unhealthy => Code::Unavailable,
+            MembershipError::IdExists
+            | MembershipError::PeerUrlExists
+            | MembershipError::NotEnoughStarted
+            | MembershipError::NotLearner
+            | MembershipError::LearnerNotReady
+            | MembershipError::TooManyLearners
+            | MembershipError::NotSupportedForLearner => Code::FailedPrecondition,
+        };
+        Status::new(code, format!("etcdserver: {error}"))
+    }
+}
+
 impl From<ServerError> for Status {
     fn from(error: ServerError) -> Status {
         match error {
@@ -150,6 +195,11 @@ impl From<ServerError> for Status {
             ServerError::LeaseTtlTooLarge => {
                 Status::new(Code::OutOfRange, "etcdserver: too large lease TTL")
             }
+            ServerError::Membership(error) => error.into(),
+            ServerError::LeaderChanged => {
+                Status::new(Code::Unavailable, "etcdserver: leader changed")
+            }
+            ServerError::Remote { code, message } => Status::new(Code::from_u32(code), message),
         }
     }
 }

@@ -11,10 +11,8 @@
 //! so the member that leads next continues from those deadlines (plus an election timeout)
 //! instead of restarting every lease from its full TTL.
 
-mod forward;
 mod lessor;
 
-pub use forward::{Asker, LeaseForwards};
 pub use lessor::{
     min_ttl_seconds, Lessor, CHECKPOINT_LEASES_MAX, LEASE_TTL_SECONDS_MAX, REVOKES_PER_TICK_MAX,
 };

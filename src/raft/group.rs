@@ -14,11 +14,14 @@
 //! Any WAL error stops the group for good: a failed `fdatasync` is never retried.
 
 mod leases;
+mod membership;
 
+use super::forwards::Forwards;
 use super::log_store::{LogStore, LogStoreError};
 use super::peer_message::PeerMessage;
 use super::status::{RaftStatus, StatusSnapshot};
-use crate::lease::{LeaseForwards, Lessor};
+use crate::lease::Lessor;
+use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
 use crate::mvcc::{KvStore, WriteRequest};
 use crate::server::ServerError;
@@ -31,6 +34,7 @@ use capstan_proto::mvccpb::Event;
 use futures::FutureExt;
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use leases::LeaseQuestion;
+use membership::MembershipAsker;
 use prost::Message;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
 use raft::storage::MemStorage;
@@ -58,12 +62,18 @@ pub enum RaftGroupError {
     Raft(#[from] raft::Error),
     #[error("committed entry {index} does not decode: {reason}")]
     UndecodableEntry { index: u64, reason: String },
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
 }
 
 /// Where the group's outgoing raft messages go (the peer transport; nowhere on one member).
 pub trait RaftMessageSink {
-    /// Queues one encoded `eraftpb::Message` for member `to`; must never block.
+    /// Queues one encoded peer message for member `to`; must never block.
     fn send(&self, to: u64, message: bytes::Bytes);
+    /// A member joined (or moved): messages for it go to `address` from now on.
+    fn add_peer(&self, id: u64, address: std::net::SocketAddr);
+    /// A member left.
+    fn remove_peer(&self, id: u64);
 }
 
 /// Reads that asked for a read index, by the raft context they were issued with.
@@ -104,9 +114,20 @@ pub struct RaftGroup {
     /// election timeout on promotion).
     lease_extension_on_lead: Duration,
     /// Lease questions this follower forwarded to the leader.
-    lease_forwards: LeaseForwards,
+    lease_forwards: Forwards,
     lease_checkpoint_interval: Duration,
     last_checkpoint_at: Instant,
+    /// Membership changes this follower forwarded to the leader.
+    membership_forwards: Forwards,
+    /// Membership changes this leader proposed, by proposal key, with who waits for them.
+    pending_membership: HashMap<u64, MembershipAsker>,
+    next_proposal_key: u64,
+    change_rules: ChangeRules,
+    /// This member applied its own removal (or was told of it): it stops.
+    removed_from_cluster: bool,
+    /// Members removed from the cluster, told so whenever they still send us something, and
+    /// forgotten by the transport once their deadline passes.
+    removed_members: HashMap<u64, Instant>,
 }
 
 /// What the group needs from start-up.
@@ -126,6 +147,7 @@ pub struct RaftGroupParts {
     pub replies: Vec<LocalSender<ToShard>>,
     pub inbox: LocalReceiver<ToOwner>,
     pub peers: Box<dyn RaftMessageSink>,
+    pub change_rules: ChangeRules,
 }
 
 fn to_write_request(request: internal_request::Request) -> WriteRequest {
@@ -137,7 +159,8 @@ fn to_write_request(request: internal_request::Request) -> WriteRequest {
         internal_request::Request::LeaseGrant(grant) => WriteRequest::LeaseGrant(grant),
         internal_request::Request::LeaseRevoke(revoke) => WriteRequest::LeaseRevoke(revoke),
         internal_request::Request::MemberPublish(_)
-        | internal_request::Request::LeaseCheckpoint(_) => {
+        | internal_request::Request::LeaseCheckpoint(_)
+        | internal_request::Request::MemberUpdate(_) => {
             unreachable!("publications and checkpoints are applied by the raft group itself")
         }
     }
@@ -185,9 +208,16 @@ impl RaftGroup {
             last_role: StateRole::Follower,
             peers: parts.peers,
             lease_extension_on_lead: parts.election_timeout,
-            lease_forwards: LeaseForwards::default(),
+            lease_forwards: Forwards::default(),
             lease_checkpoint_interval: parts.election_timeout / 2,
             last_checkpoint_at: Instant::now(),
+            membership_forwards: Forwards::default(),
+            pending_membership: HashMap::new(),
+            // Keys only need to differ from those of earlier incarnations still in the log.
+            next_proposal_key: parts.incarnation,
+            change_rules: parts.change_rules,
+            removed_from_cluster: false,
+            removed_members: HashMap::new(),
         })
     }
 
@@ -222,6 +252,8 @@ impl RaftGroup {
                 self.propose_expired_revokes();
                 self.propose_lease_checkpoint();
                 self.give_up_overdue_forwards();
+                self.give_up_overdue_membership_forwards();
+                self.forget_removed_members();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
@@ -230,6 +262,10 @@ impl RaftGroup {
             }
             self.mark_serving_once_caught_up();
             self.on_role_change();
+            if self.removed_from_cluster {
+                shutdown.trigger();
+                break Err(RaftGroupError::Removed);
+            }
         };
         if let Err(error) = &result {
             tracing::error!(%error, "raft group stopped");
@@ -270,6 +306,11 @@ impl RaftGroup {
                 id,
                 lease_id,
             } => self.ask_lease((origin, id), LeaseQuestion::TimeToLive { lease_id }),
+            ToOwner::Membership {
+                origin,
+                id,
+                request,
+            } => self.request_membership((origin, id), request),
         }
     }
 
@@ -281,7 +322,12 @@ impl RaftGroup {
                 return;
             }
         };
+        if self.removed_members.contains_key(&from) {
+            self.peers.send(from, PeerMessage::Removed.encode());
+            return;
+        }
         match message {
+            PeerMessage::Removed => self.on_removed_notice(from),
             PeerMessage::Raft(data) => self.step_peer_message(from, &data),
             PeerMessage::LeaseKeepAlive {
                 forward_id,
@@ -296,6 +342,13 @@ impl RaftGroup {
                 ttl_seconds,
             } => self.settle_forwarded(forward_id, Some(ttl_seconds)),
             PeerMessage::NotLeader { forward_id } => self.settle_forwarded(forward_id, None),
+            PeerMessage::Membership {
+                forward_id,
+                request,
+            } => self.on_forwarded_membership(from, forward_id, request),
+            PeerMessage::MembershipAnswer { forward_id, answer } => {
+                self.on_membership_answer(forward_id, answer)
+            }
         }
     }
 
@@ -350,6 +403,7 @@ impl RaftGroup {
             self.fail_forwards(|| ServerError::NotLeader);
         } else if self.last_role == StateRole::Leader {
             self.lessor.demote();
+            self.fail_pending_membership(|| ServerError::LeaderChanged);
         }
         self.last_role = role;
     }
@@ -449,9 +503,17 @@ impl RaftGroup {
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), RaftGroupError> {
         for entry in entries {
-            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
-                // Conf changes: only the bootstrap entry exists until membership lands.
-                continue;
+            match entry.get_entry_type() {
+                EntryType::EntryConfChange => {
+                    self.apply_conf_change_entry(&entry)?;
+                    continue;
+                }
+                EntryType::EntryConfChangeV2 => {
+                    tracing::warn!(index = entry.index, "conf change v2 entry ignored");
+                    continue;
+                }
+                EntryType::EntryNormal if entry.data.is_empty() => continue,
+                EntryType::EntryNormal => {}
             }
             let internal = InternalRequest::decode(entry.data.as_ref()).map_err(|error| {
                 RaftGroupError::UndecodableEntry {
@@ -469,6 +531,10 @@ impl RaftGroup {
                 }
                 internal_request::Request::LeaseCheckpoint(checkpoint) => {
                     self.apply_lease_checkpoint(&checkpoint);
+                    continue;
+                }
+                internal_request::Request::MemberUpdate(update) => {
+                    self.apply_member_update(&update);
                     continue;
                 }
                 other => other,
@@ -638,6 +704,7 @@ impl RaftGroup {
     fn fail_everything_waiting(&mut self) {
         let error = || ServerError::Stopped;
         self.fail_forwards(error);
+        self.fail_pending_membership(error);
         let mut waiters: Vec<(ShardId, u64)> = std::mem::take(&mut self.unissued_reads);
         for (_, batch) in self.issued_reads.drain() {
             waiters.extend(batch.waiters);

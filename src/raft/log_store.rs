@@ -195,6 +195,13 @@ impl LogStore {
         Ok(())
     }
 
+    /// Records the configuration after an applied conf change (durable with the next sync).
+    pub fn set_conf_state(&mut self, conf_state: ConfState) -> Result<(), LogStoreError> {
+        self.wal.append(RECORD_CONF_STATE, &encode(&conf_state))?;
+        self.storage.wl().set_conf_state(conf_state);
+        Ok(())
+    }
+
     /// Records a newer commit index (made durable with the next sync).
     pub fn set_commit(&mut self, commit_index: u64) -> Result<(), LogStoreError> {
         let mut hard_state = self.storage.rl().hard_state().clone();

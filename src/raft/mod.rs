@@ -5,10 +5,12 @@
 //! - [`group`] is the owner shard's loop: it batches proposals and read-index requests from all
 //!   shards, runs raft-rs's Ready cycle with one `fdatasync` per batch, applies committed entries
 //!   to the MVCC store, publishes the new read view, and answers each shard.
+//! - [`forwards`] remembers requests forwarded to the leader until it answers.
 //! - [`peer_message`] frames what groups send each other: raft messages and forwarded lease
 //!   questions.
 //! - [`status`] is what other shards may read about the group: term, leader, indexes.
 
+pub mod forwards;
 pub mod group;
 pub mod log_store;
 pub mod peer_message;

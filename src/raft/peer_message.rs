@@ -9,6 +9,9 @@
 //! kind 2  lease time-to-live| forward id u64 BE | lease id i64 BE           (follower -> leader)
 //! kind 3  lease answer      | forward id u64 BE | ttl seconds i64 BE        (leader -> follower)
 //! kind 4  not the leader    | forward id u64 BE                            (-> follower retries)
+//! kind 5  membership change | forward id u64 BE | capstanpb.MembershipRequest (follower -> leader)
+//! kind 6  membership answer | forward id u64 BE | capstanpb.MembershipAnswer  (leader -> follower)
+//! kind 7  you were removed  | (nothing)                                    (-> removed member)
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,6 +21,9 @@ const KIND_LEASE_KEEP_ALIVE: u8 = 1;
 const KIND_LEASE_TIME_TO_LIVE: u8 = 2;
 const KIND_LEASE_ANSWER: u8 = 3;
 const KIND_NOT_LEADER: u8 = 4;
+const KIND_MEMBERSHIP: u8 = 5;
+const KIND_MEMBERSHIP_ANSWER: u8 = 6;
+const KIND_REMOVED: u8 = 7;
 
 /// Bytes of a lease frame: kind, forward id, one 64-bit value.
 const LEASE_FRAME_BYTES: usize = 1 + 8 + 8;
@@ -46,6 +52,19 @@ pub enum PeerMessage {
     NotLeader {
         forward_id: u64,
     },
+    /// An encoded `capstanpb.MembershipRequest`.
+    Membership {
+        forward_id: u64,
+        request: Bytes,
+    },
+    /// An encoded `capstanpb.MembershipAnswer`.
+    MembershipAnswer {
+        forward_id: u64,
+        answer: Bytes,
+    },
+    /// The receiver has been removed from the cluster (the members that removed it no longer
+    /// send it raft messages, so it could not learn of its removal from its log).
+    Removed,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -86,7 +105,22 @@ impl PeerMessage {
     }
 
     pub fn encode(&self) -> Bytes {
+        let with_payload = |kind: u8, forward_id: u64, payload: &Bytes| {
+            let mut out = BytesMut::with_capacity(NOT_LEADER_FRAME_BYTES + payload.len());
+            out.put_u8(kind);
+            out.put_u64(forward_id);
+            out.put_slice(payload);
+            out.freeze()
+        };
         match self {
+            PeerMessage::Removed => Bytes::from_static(&[KIND_REMOVED]),
+            PeerMessage::Membership {
+                forward_id,
+                request,
+            } => with_payload(KIND_MEMBERSHIP, *forward_id, request),
+            PeerMessage::MembershipAnswer { forward_id, answer } => {
+                with_payload(KIND_MEMBERSHIP_ANSWER, *forward_id, answer)
+            }
             PeerMessage::Raft(data) => {
                 let mut out = BytesMut::with_capacity(1 + data.len());
                 out.put_u8(KIND_RAFT);
@@ -156,6 +190,32 @@ impl PeerMessage {
                     forward_id: u64_at(&data, 1),
                 })
             }
+            KIND_MEMBERSHIP | KIND_MEMBERSHIP_ANSWER => {
+                if data.len() < NOT_LEADER_FRAME_BYTES {
+                    return Err(PeerMessageError::Length {
+                        kind,
+                        bytes: data.len(),
+                        expected: NOT_LEADER_FRAME_BYTES,
+                    });
+                }
+                let forward_id = u64_at(&data, 1);
+                let payload = data.slice(NOT_LEADER_FRAME_BYTES..);
+                Ok(if kind == KIND_MEMBERSHIP {
+                    PeerMessage::Membership {
+                        forward_id,
+                        request: payload,
+                    }
+                } else {
+                    PeerMessage::MembershipAnswer {
+                        forward_id,
+                        answer: payload,
+                    }
+                })
+            }
+            KIND_REMOVED => {
+                expect(1)?;
+                Ok(PeerMessage::Removed)
+            }
             other => Err(PeerMessageError::UnknownKind(other)),
         }
     }
@@ -182,6 +242,15 @@ mod tests {
                 ttl_seconds: -1,
             },
             PeerMessage::NotLeader { forward_id: 9 },
+            PeerMessage::Membership {
+                forward_id: 4,
+                request: Bytes::from_static(b"\x0a\x00"),
+            },
+            PeerMessage::MembershipAnswer {
+                forward_id: 5,
+                answer: Bytes::new(),
+            },
+            PeerMessage::Removed,
         ];
         for message in messages {
             assert_eq!(PeerMessage::decode(message.encode()), Ok(message.clone()));

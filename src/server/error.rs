@@ -1,6 +1,7 @@
 //! Errors of the service layer. `crate::grpc::status` is the only place that turns them into
 //! gRPC codes and etcd's message strings.
 
+use crate::membership::MembershipError;
 use crate::mvcc::MvccError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,4 +21,12 @@ pub enum ServerError {
     NotLeader,
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    /// The leader that took a proposal lost its leadership before the proposal applied.
+    #[error("leader changed")]
+    LeaderChanged,
+    /// A status decided elsewhere (the leader's answer to a forwarded request).
+    #[error("{message}")]
+    Remote { code: u32, message: String },
 }

@@ -54,6 +54,7 @@ impl ShardContext {
     pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, Status> {
         check_range(&request)?;
         if !request.serializable {
+            self.refuse_if_learner()?;
             self.owner.read_index().await?;
         }
         let view = self.read_view.load_full();

@@ -6,6 +6,7 @@ use crate::mvcc::{MvccError, WriteResponse};
 use crate::server::ServerError;
 use crate::watch::EventBatch;
 use bytes::Bytes;
+use capstan_proto::capstanpb::{MembershipAnswer, MembershipRequest};
 use std::sync::Arc;
 
 /// From any shard to the raft group's owner shard.
@@ -28,6 +29,12 @@ pub enum ToOwner {
         origin: ShardId,
         id: u64,
         lease_id: i64,
+    },
+    /// A Cluster-service write; answered with `Membership` once applied (or refused).
+    Membership {
+        origin: ShardId,
+        id: u64,
+        request: MembershipRequest,
     },
     /// How long a lease has left, by the leader's clock; answered with `LeaseTtl`.
     LeaseTimeToLive {
@@ -75,6 +82,11 @@ pub enum Answer {
         id: u64,
         error: ServerError,
     },
+    /// The leader's answer to a membership change (`code` 0: applied).
+    Membership {
+        id: u64,
+        answer: MembershipAnswer,
+    },
 }
 
 impl Answer {
@@ -83,7 +95,8 @@ impl Answer {
             Answer::Applied { id, .. }
             | Answer::ReadReady { id }
             | Answer::LeaseTtl { id, .. }
-            | Answer::Failed { id, .. } => *id,
+            | Answer::Failed { id, .. }
+            | Answer::Membership { id, .. } => *id,
         }
     }
 }

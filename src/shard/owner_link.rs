@@ -9,7 +9,9 @@ use super::message::{Answer, ToOwner, WriteOutcome};
 use super::ShardId;
 use crate::server::ServerError;
 use bytes::Bytes;
-use capstan_proto::capstanpb::{internal_request, InternalRequest};
+use capstan_proto::capstanpb::{
+    internal_request, InternalRequest, MembershipAnswer, MembershipRequest,
+};
 use futures::channel::oneshot;
 use glommio::channels::local_channel::LocalSender;
 use glommio::channels::shared_channel::ConnectedSender;
@@ -37,6 +39,7 @@ pub fn etcd_request_bytes(request: &internal_request::Request) -> usize {
         internal_request::Request::LeaseRevoke(revoke) => revoke.encoded_len(),
         internal_request::Request::MemberPublish(publish) => publish.encoded_len(),
         internal_request::Request::LeaseCheckpoint(checkpoint) => checkpoint.encoded_len(),
+        internal_request::Request::MemberUpdate(update) => update.encoded_len(),
     };
     ETCD_RAFT_HEADER_BYTES + 1 + prost::length_delimiter_len(inner_bytes) + inner_bytes
 }
@@ -179,6 +182,29 @@ impl OwnerLink {
         match self.call(id, ToOwner::ReadIndex { origin, id }).await? {
             Answer::ReadReady { .. } => Ok(()),
             other => unreachable!("owner answered a read index with {other:?}"),
+        }
+    }
+
+    /// A Cluster-service write, decided and proposed by the leader; the leader's answer once
+    /// the change applied there (a refusal becomes the leader's status).
+    pub async fn change_membership(
+        &self,
+        request: MembershipRequest,
+    ) -> Result<MembershipAnswer, ServerError> {
+        let id = self.next_id();
+        let origin = self.shard;
+        let message = ToOwner::Membership {
+            origin,
+            id,
+            request,
+        };
+        match self.call(id, message).await? {
+            Answer::Membership { answer, .. } if answer.code == 0 => Ok(answer),
+            Answer::Membership { answer, .. } => Err(ServerError::Remote {
+                code: answer.code,
+                message: answer.message,
+            }),
+            other => unreachable!("owner answered a membership change with {other:?}"),
         }
     }
 

@@ -17,6 +17,7 @@ use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
 use crate::config::ServerConfig;
 use crate::grpc::connection::serve_listener;
+use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
 use crate::mvcc::KvStore;
 use crate::peer::{Deliver, PeerAddress, PeerTransport, TransportConfig};
@@ -72,11 +73,30 @@ impl RaftMessageSink for NoPeers {
             "raft message for an unknown member dropped"
         );
     }
+
+    fn add_peer(&self, id: u64, address: std::net::SocketAddr) {
+        tracing::error!(
+            member = format!("{id:x}"),
+            %address,
+            "this member was started as a single-member cluster without a peer transport; \
+             restart it with --initial-cluster naming the new member to reach it"
+        );
+    }
+
+    fn remove_peer(&self, _id: u64) {}
 }
 
 impl RaftMessageSink for PeerTransport {
     fn send(&self, to: u64, message: bytes::Bytes) {
         PeerTransport::send(self, to, message);
+    }
+
+    fn add_peer(&self, id: u64, address: std::net::SocketAddr) {
+        PeerTransport::add_peer(self, PeerAddress { id, address });
+    }
+
+    fn remove_peer(&self, id: u64) {
+        PeerTransport::remove_peer(self, id);
     }
 }
 
@@ -384,6 +404,11 @@ async fn owner_shard(
         replies,
         inbox,
         peers,
+        change_rules: ChangeRules {
+            cluster_token: config.initial_cluster_token.clone(),
+            max_learners: config.max_learners,
+            strict_reconfig_check: config.strict_reconfig_check,
+        },
     });
     let group = match group {
         Ok(group) => group,

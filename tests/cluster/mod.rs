@@ -746,6 +746,24 @@ impl Cluster {
         self.members[i].kill9();
     }
 
+    /// Waits up to `timeout` for member `i` to exit by itself; its exit status, reaped.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let member = &mut self.members[i];
+        while Instant::now() < deadline {
+            let status = member
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = status {
+                member.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(POLL);
+        }
+        None
+    }
+
     /// SIGSTOP: the process freezes with its sockets open.
     pub fn pause(&mut self, i: usize) {
         self.members[i].signal(libc::SIGSTOP);

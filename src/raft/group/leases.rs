@@ -3,7 +3,8 @@
 //! checkpointing remaining TTLs so the next leader continues from them.
 
 use super::{RaftGroup, OWNER_ORIGIN};
-use crate::lease::{Asker, CHECKPOINT_LEASES_MAX, REVOKES_PER_TICK_MAX};
+use crate::lease::{CHECKPOINT_LEASES_MAX, REVOKES_PER_TICK_MAX};
+use crate::raft::forwards::Asker;
 use crate::raft::peer_message::PeerMessage;
 use crate::server::ServerError;
 use crate::shard::message::Answer;

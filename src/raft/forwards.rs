@@ -1,4 +1,5 @@
-//! Lease questions a follower has forwarded to the leader and not yet had answered.
+//! Requests a follower has forwarded to the leader (lease questions, membership changes) and
+//! not yet had answered.
 
 use crate::shard::ShardId;
 use std::collections::HashMap;
@@ -13,14 +14,14 @@ struct Pending {
 }
 
 #[derive(Default)]
-pub struct LeaseForwards {
+pub struct Forwards {
     /// Never reused within a process, so a late answer can only find its own question.
     next_forward_id: u64,
     pending: HashMap<u64, Pending>,
 }
 
-impl LeaseForwards {
-    /// Records a question about to be sent; returns the id the leader will answer with.
+impl Forwards {
+    /// Records a request about to be sent; returns the id the leader will answer with.
     pub fn start(&mut self, asker: Asker, now: Instant) -> u64 {
         self.next_forward_id += 1;
         let forward_id = self.next_forward_id;
@@ -34,14 +35,14 @@ impl LeaseForwards {
         forward_id
     }
 
-    /// The asker of an answered question, once; `None` for unknown or already settled ids.
+    /// The asker of an answered request, once; `None` for unknown or already settled ids.
     pub fn finish(&mut self, forward_id: u64) -> Option<Asker> {
         self.pending
             .remove(&forward_id)
             .map(|pending| pending.asker)
     }
 
-    /// Questions unanswered for `patience` (the leader died or the message was lost).
+    /// Requests unanswered for `patience` (the leader died or the message was lost).
     pub fn take_overdue(&mut self, now: Instant, patience: Duration) -> Vec<Asker> {
         let overdue: Vec<u64> = self
             .pending
@@ -55,7 +56,7 @@ impl LeaseForwards {
             .collect()
     }
 
-    /// Every pending question (this member became the leader, or is stopping).
+    /// Every pending request (this member became the leader, or is stopping).
     pub fn take_all(&mut self) -> Vec<Asker> {
         self.pending
             .drain()
@@ -71,7 +72,7 @@ mod tests {
     #[test]
     fn answers_settle_once_and_overdue_questions_are_given_up() {
         let start = Instant::now();
-        let mut forwards = LeaseForwards::default();
+        let mut forwards = Forwards::default();
         let first = forwards.start((0, 10), start);
         let second = forwards.start((1, 11), start + Duration::from_millis(400));
         assert_ne!(first, second);

@@ -1,0 +1,199 @@
+//! Membership changes with Debian etcdctl 3.4 against a 3-member cluster: learners are added
+//! (through a follower, which forwards to the leader), refused past `--max-learners`, not
+//! promoted before they caught up, updated and removed; a removed voter stops and the rest of
+//! the cluster keeps serving. etcd's error strings throughout.
+mod cluster;
+mod common;
+
+use cluster::*;
+use common::*;
+use std::process::Output;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn succeeds(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
+    let output = cluster.etcdctl(members, TIMEOUT, args);
+    assert!(
+        output.status.success(),
+        "etcdctl {args:?}: {}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn fails_with(cluster: &Cluster, members: &[usize], args: &[&str], message: &str) {
+    let output = cluster.etcdctl(members, TIMEOUT, args);
+    let all = text(&output);
+    assert!(
+        !output.status.success() && all.contains(message),
+        "etcdctl {args:?} should fail with {message:?}: {all}"
+    );
+}
+
+/// (id, name, peer urls, is learner) of every member, from `member list -w json`.
+fn member_list(cluster: &Cluster, members: &[usize]) -> Vec<(u64, String, Vec<String>, bool)> {
+    let stdout = succeeds(cluster, members, &["member", "list", "-w", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("member list json");
+    let mut list: Vec<(u64, String, Vec<String>, bool)> = json["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|member| {
+            (
+                member["ID"].as_u64().expect("ID"),
+                member["name"].as_str().unwrap_or_default().to_string(),
+                member["peerURLs"]
+                    .as_array()
+                    .map(|urls| {
+                        urls.iter()
+                            .filter_map(|url| url.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                member["isLearner"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+#[test]
+fn learners_are_added_refused_updated_and_removed_like_etcd() {
+    let _serial = serial();
+    let mut cluster = Cluster::start_plain(3);
+    let leadership = cluster.wait_for_leader(&cluster.all());
+    let followers = cluster.others(&[leadership.leader]);
+    let follower = [followers[0]];
+    let learner_url = format!("http://127.0.0.1:{}", free_port());
+    let added = succeeds(
+        &cluster,
+        &follower,
+        &[
+            "member",
+            "add",
+            "n4",
+            "--learner",
+            &format!("--peer-urls={learner_url}"),
+        ],
+    );
+    assert!(
+        added.contains("added to cluster")
+            && added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "member add output: {added}"
+    );
+    let learner_id =
+        capstan::config::member_id_of(std::slice::from_ref(&learner_url), DEFAULT_TOKEN);
+    assert!(added.contains(&format!("{learner_id:x}")), "{added}");
+    // Every member applied the change.
+    for i in cluster.all() {
+        let list = member_list(&cluster, &[i]);
+        assert_eq!(list.len(), 4, "member {i}: {list:?}");
+        let learner = list
+            .iter()
+            .find(|member| member.0 == learner_id)
+            .expect("learner listed");
+        assert!(learner.3, "n4 is a learner on member {i}: {list:?}");
+        assert_eq!(learner.2, std::slice::from_ref(&learner_url));
+    }
+
+    let another_url = format!("http://127.0.0.1:{}", free_port());
+    fails_with(
+        &cluster,
+        &follower,
+        &[
+            "member",
+            "add",
+            "n5",
+            "--learner",
+            &format!("--peer-urls={another_url}"),
+        ],
+        "etcdserver: too many learner members in cluster",
+    );
+    fails_with(
+        &cluster,
+        &follower,
+        &["member", "add", "n5", &format!("--peer-urls={learner_url}")],
+        "etcdserver: Peer URLs already exists",
+    );
+    let learner_hex = format!("{learner_id:x}");
+    // Never started, so never in sync.
+    fails_with(
+        &cluster,
+        &[leadership.leader],
+        &["member", "promote", &learner_hex],
+        "etcdserver: can only promote a learner member which is in sync with leader",
+    );
+    let voter_hex = format!("{:x}", cluster.members[followers[1]].id);
+    fails_with(
+        &cluster,
+        &follower,
+        &["member", "promote", &voter_hex],
+        "etcdserver: can only promote a learner member",
+    );
+    fails_with(
+        &cluster,
+        &follower,
+        &["member", "remove", "123456789abcdef"],
+        "etcdserver: member not found",
+    );
+
+    let moved_url = format!("http://127.0.0.1:{}", free_port());
+    let updated = succeeds(
+        &cluster,
+        &follower,
+        &[
+            "member",
+            "update",
+            &learner_hex,
+            &format!("--peer-urls={moved_url}"),
+        ],
+    );
+    assert!(updated.contains("updated in cluster"), "{updated}");
+    let list = member_list(&cluster, &[leadership.leader]);
+    let learner = list
+        .iter()
+        .find(|member| member.0 == learner_id)
+        .expect("learner listed");
+    assert_eq!(learner.2, [moved_url]);
+
+    let removed = succeeds(&cluster, &follower, &["member", "remove", &learner_hex]);
+    assert!(removed.contains("removed from cluster"), "{removed}");
+    assert_eq!(member_list(&cluster, &cluster.all()).len(), 3);
+
+    // Remove a voter (not the one asked): it stops; the other two keep serving.
+    let victim = followers[1];
+    let victim_hex = format!("{:x}", cluster.members[victim].id);
+    succeeds(&cluster, &follower, &["member", "remove", &victim_hex]);
+    let status = cluster.wait_exit(victim, EVENTUALLY);
+    assert!(
+        status.is_some(),
+        "the removed member keeps running; log:\n{}",
+        cluster.log(victim)
+    );
+    assert!(
+        cluster
+            .log(victim)
+            .contains("the member has been permanently removed from the cluster"),
+        "{}",
+        cluster.log(victim)
+    );
+    let survivors = cluster.others(&[victim]);
+    let list = member_list(&cluster, &survivors);
+    assert_eq!(list.len(), 2, "{list:?}");
+    succeeds(&cluster, &survivors, &["put", "after-removal", "ok"]);
+    for &i in &survivors {
+        let got = succeeds(&cluster, &[i], &["get", "after-removal", "--consistency=s"]);
+        assert!(got.contains("ok"), "member {i}: {got}");
+    }
+}
