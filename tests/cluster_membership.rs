@@ -197,3 +197,130 @@ fn learners_are_added_refused_updated_and_removed_like_etcd() {
         assert!(got.contains("ok"), "member {i}: {got}");
     }
 }
+
+#[test]
+fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted() {
+    let _serial = serial();
+    let mut cluster = Cluster::start_plain(3);
+    let leadership = cluster.wait_for_leader(&cluster.all());
+    let voters = cluster.all();
+    for i in 0..20 {
+        succeeds(
+            &cluster,
+            &voters,
+            &["put", &format!("before/{i:02}"), &format!("v{i}")],
+        );
+    }
+    let peer_port = free_port();
+    let learner_url = format!("http://127.0.0.1:{peer_port}");
+    succeeds(
+        &cluster,
+        &[leadership.leader],
+        &[
+            "member",
+            "add",
+            "n4",
+            "--learner",
+            &format!("--peer-urls={learner_url}"),
+        ],
+    );
+    let learner = cluster.start_joiner("n4", peer_port, &voters);
+
+    // It caught up: a serializable read on the learner sees every key written before it joined.
+    let deadline = std::time::Instant::now() + EVENTUALLY;
+    loop {
+        let got = cluster.etcdctl(
+            &[learner],
+            TIMEOUT,
+            &[
+                "get",
+                "before/",
+                "--prefix",
+                "--keys-only",
+                "--consistency=s",
+            ],
+        );
+        let keys = String::from_utf8_lossy(&got.stdout)
+            .matches("before/")
+            .count();
+        if keys == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "learner has {keys} of 20 keys: {}\n{}",
+            text(&got),
+            cluster.log(learner)
+        );
+        std::thread::sleep(POLL);
+    }
+    // A learner refuses writes and linearizable reads, as etcd does.
+    fails_with(
+        &cluster,
+        &[learner],
+        &["put", "on-learner", "x"],
+        "etcdserver: rpc not supported for learner",
+    );
+    fails_with(
+        &cluster,
+        &[learner],
+        &["get", "before/00"],
+        "etcdserver: rpc not supported for learner",
+    );
+    let status = succeeds(&cluster, &[learner], &["endpoint", "status", "-w", "json"]);
+    assert!(status.contains("\"isLearner\":true"), "{status}");
+
+    // Watch works on the learner: a write through the leader reaches a watcher there.
+    let runtime = tokio_runtime();
+    runtime.block_on(async {
+        let mut client = cluster.client(learner).await;
+        let (_watcher, mut events) = client
+            .watch("watched", None)
+            .await
+            .expect("watch on learner");
+        let mut writer = cluster.client(leadership.leader).await;
+        writer.put("watched", "1", None).await.expect("put");
+        let message = tokio::time::timeout(EVENTUALLY, events.message())
+            .await
+            .expect("event in time")
+            .expect("watch stream")
+            .expect("watch open");
+        assert_eq!(message.events().len(), 1);
+    });
+
+    // Promote once in sync (it is by now; retry while it is not).
+    let learner_hex = format!("{:x}", cluster.members[learner].id);
+    let deadline = std::time::Instant::now() + EVENTUALLY;
+    loop {
+        let output = cluster.etcdctl(&voters, TIMEOUT, &["member", "promote", &learner_hex]);
+        if output.status.success() {
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("promoted"),
+                "{}",
+                text(&output)
+            );
+            break;
+        }
+        assert!(
+            text(&output).contains("in sync with leader") && std::time::Instant::now() < deadline,
+            "promote: {}",
+            text(&output)
+        );
+        std::thread::sleep(POLL);
+    }
+    let list = member_list(&cluster, &voters);
+    assert_eq!(list.len(), 4);
+    assert!(
+        list.iter().all(|member| !member.3),
+        "all voters now: {list:?}"
+    );
+    let promoted = list
+        .iter()
+        .find(|member| member.1 == "n4")
+        .expect("n4 published its name");
+    assert_eq!(promoted.0, cluster.members[learner].id);
+    // The promoted member takes writes and linearizable reads.
+    succeeds(&cluster, &[learner], &["put", "on-promoted", "yes"]);
+    let got = succeeds(&cluster, &[learner], &["get", "on-promoted"]);
+    assert!(got.contains("yes"), "{got}");
+}

@@ -60,7 +60,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     (
         "initial-cluster-state",
         Kind::Text,
-        "new (joining an existing cluster is not supported yet)",
+        "new (bootstrap a cluster) or existing (join one, after member add)",
     ),
     (
         "strict-reconfig-check",
@@ -364,20 +364,15 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
             }
         }
     }
-    match text("initial-cluster-state", "new").as_str() {
-        "new" => {}
-        "existing" => {
-            return Err(ConfigError(
-                "--initial-cluster-state=existing is not supported yet (membership changes are not implemented)"
-                    .to_string(),
-            ))
-        }
+    let join_existing = match text("initial-cluster-state", "new").as_str() {
+        "new" => false,
+        "existing" => true,
         other => {
             return Err(ConfigError(format!(
                 "unexpected value \"{other}\" for --initial-cluster-state (new or existing)"
             )))
         }
-    }
+    };
     let listen_peer_urls = list(&text("listen-peer-urls", "http://localhost:2380"))
         .iter()
         .map(|url| ClientUrl::parse(url).map_err(ConfigError))
@@ -429,6 +424,8 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     };
     let max_learners = number(values, "max-learners", MAX_LEARNERS_DEFAULT)?;
     Ok(ServerConfig {
+        join_existing,
+        cluster_id_override: None,
         strict_reconfig_check,
         max_learners: usize::try_from(max_learners)
             .map_err(|_| ConfigError("--max-learners is too large".to_string()))?,

@@ -57,6 +57,11 @@ pub struct ServerConfig {
     pub strict_reconfig_check: bool,
     /// `--max-learners`.
     pub max_learners: usize,
+    /// `--initial-cluster-state existing`: join a running cluster (after `member add`) instead
+    /// of bootstrapping one.
+    pub join_existing: bool,
+    /// The cluster id learned from the cluster when joining one (not derivable from flags).
+    pub cluster_id_override: Option<u64>,
 }
 
 impl ServerConfig {
@@ -73,6 +78,11 @@ impl ServerConfig {
     /// Raft ticks in one election timeout.
     pub fn election_ticks(&self) -> usize {
         (self.election_timeout_ms / self.heartbeat_interval_ms.max(1)).max(2) as usize
+    }
+
+    /// Where a joining member keeps the cluster id it learned.
+    pub fn cluster_id_path(&self) -> PathBuf {
+        self.data_dir.join("member").join("cluster_id")
     }
 
     pub fn wal_dir(&self) -> PathBuf {
@@ -100,6 +110,9 @@ impl ServerConfig {
 
     /// The cluster id: etcd's `genID` over the ids of every member of `--initial-cluster`.
     pub fn cluster_id(&self) -> u64 {
+        if let Some(cluster_id) = self.cluster_id_override {
+            return cluster_id;
+        }
         let ids: Vec<u64> = self
             .initial_cluster
             .iter()

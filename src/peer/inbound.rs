@@ -9,7 +9,7 @@ use super::frame_reader::{FrameError, FrameReader};
 use super::transport::Shared;
 use super::wire::{Handshake, HandshakeError, HANDSHAKE_BYTES};
 use crate::shard::listen::{bind_listener, PortSharing};
-use futures_lite::io::AsyncReadExt;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
 use std::io;
@@ -122,7 +122,32 @@ async fn serve_connection(
     }
 }
 
-async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, Refusal> {
+/// A joining member asks which cluster this member is in: answer with our handshake, close.
+async fn answer_cluster_query(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    remote: Option<SocketAddr>,
+    query: Handshake,
+) -> Result<(), Refusal> {
+    if query.to_id != shared.local_id {
+        return Err(Refusal::WrongTarget(query.to_id));
+    }
+    tracing::info!(
+        ?remote,
+        from = format!("{:x}", query.from_id),
+        "answering a joining member's cluster query"
+    );
+    let answer = Handshake {
+        cluster_id: shared.cluster_id,
+        from_id: shared.local_id,
+        to_id: query.from_id,
+    };
+    stream.write_all(&answer.encode()).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, bool), Refusal> {
     let mut bytes = [0u8; HANDSHAKE_BYTES];
     let read =
         futures_lite::future::or(async { Some(stream.read_exact(&mut bytes).await) }, async {
@@ -131,7 +156,7 @@ async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, Refusal> {
         })
         .await;
     match read {
-        Some(Ok(())) => Ok(Handshake::decode(&bytes)?),
+        Some(Ok(())) => Ok(Handshake::decode_any(&bytes)?),
         Some(Err(error)) => Err(error.into()),
         None => Err(Refusal::HandshakeTimeout),
     }
@@ -144,7 +169,10 @@ async fn serve_frames(
     stream: &mut TcpStream,
     remote: Option<SocketAddr>,
 ) -> Result<(), Refusal> {
-    let handshake = read_handshake(stream).await?;
+    let (handshake, query) = read_handshake(stream).await?;
+    if query {
+        return answer_cluster_query(shared, stream, remote, handshake).await;
+    }
     if handshake.cluster_id != shared.cluster_id {
         tracing::error!(
             ?remote,

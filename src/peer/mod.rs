@@ -48,6 +48,7 @@
 //! A length above [`wire::FRAME_BYTES_MAX`] closes the connection before anything is allocated
 //! for it. Raft snapshots will travel on their own streams, not as frames.
 
+pub mod cluster_query;
 pub mod frame_reader;
 pub mod inbound;
 pub mod outbound;

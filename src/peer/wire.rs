@@ -13,6 +13,11 @@ pub const FRAME_HEADER_BYTES: usize = 4;
 /// travel on their own streams, so ordinary messages stay far below this.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// Handshake flag of a member joining an existing cluster (`--initial-cluster-state existing`)
+/// that asks which cluster the receiver belongs to: the receiver answers with its own handshake
+/// (its cluster id) and closes; no frames follow.
+pub const FLAG_CLUSTER_QUERY: u16 = 0x0100;
+
 /// What a connecting member says about itself before its first frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handshake {
@@ -55,6 +60,24 @@ impl Handshake {
         bytes[16..24].copy_from_slice(&self.from_id.to_be_bytes());
         bytes[24..32].copy_from_slice(&self.to_id.to_be_bytes());
         bytes
+    }
+
+    /// The handshake of a cluster query (see [`FLAG_CLUSTER_QUERY`]).
+    pub fn encode_query(&self) -> [u8; HANDSHAKE_BYTES] {
+        let mut bytes = self.encode();
+        bytes[6..8].copy_from_slice(&FLAG_CLUSTER_QUERY.to_be_bytes());
+        bytes
+    }
+
+    /// Like [`decode`](Self::decode), also accepting a cluster query; true when it is one.
+    pub fn decode_any(bytes: &[u8; HANDSHAKE_BYTES]) -> Result<(Handshake, bool), HandshakeError> {
+        let flags = u16::from_be_bytes([bytes[6], bytes[7]]);
+        let mut plain = *bytes;
+        let query = flags == FLAG_CLUSTER_QUERY;
+        if query {
+            plain[6..8].copy_from_slice(&[0, 0]);
+        }
+        Ok((Handshake::decode(&plain)?, query))
     }
 
     /// Checks magic, version and flags; the ids are the caller's to judge.

@@ -97,7 +97,11 @@ impl LogStore {
             torn_tail_offset: recovered.torn_tail.as_ref().map(|torn| torn.offset),
             ..ReplaySummary::default()
         };
-        let records: Vec<(u8, Vec<u8>)> = if recovered.records.is_empty() {
+        // No member ids: a member joining an existing cluster starts empty and gets its log
+        // (conf changes included) from the leader.
+        let records: Vec<(u8, Vec<u8>)> = if recovered.records.is_empty() && member_ids.is_empty() {
+            Vec::new()
+        } else if recovered.records.is_empty() {
             summary.bootstrapped = true;
             store.bootstrap(member_ids).await?
         } else {

@@ -20,7 +20,7 @@ impl ShardContext {
             raft_applied_index: raft.applied_index,
             errors: Vec::new(),
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: self.is_learner(),
             storage_version: ETCD_API_VERSION.to_string(),
             // No quota is enforced until the page store lands.
             db_size_quota: 0,

@@ -143,6 +143,55 @@ fn start_peer_transport(
     Ok(Box::new(transport))
 }
 
+/// How long a joining member keeps asking the cluster for its id.
+const CLUSTER_QUERY_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The cluster id of the cluster this member joins: the one it learned before (kept in the data
+/// directory), or asked now from the members of `--initial-cluster` and kept.
+fn joined_cluster_id(config: &ServerConfig) -> Result<u64, RunError> {
+    let path = config.cluster_id_path();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return u64::from_str_radix(text.trim(), 16).map_err(|error| {
+            RunError::Startup(format!("{}: not a cluster id: {error}", path.display()))
+        });
+    }
+    let local_id = config.member_id();
+    let mut peers = Vec::new();
+    for (id, name, url) in config.initial_members() {
+        if id == local_id {
+            continue;
+        }
+        let address = crate::config::ClientUrl::parse(&url)
+            .map_err(|reason| RunError::Startup(format!("peer {name}: {reason}")))?
+            .address;
+        peers.push((id, address));
+    }
+    let cluster_id = crate::peer::cluster_query::discover(local_id, &peers, CLUSTER_QUERY_PATIENCE)
+        .map_err(RunError::Startup)?;
+    tracing::info!(
+        cluster_id = format!("{cluster_id:x}"),
+        "joining an existing cluster"
+    );
+    write_durably(&path, format!("{cluster_id:x}\n").as_bytes())
+        .map_err(|error| RunError::Startup(format!("{}: {error}", path.display())))?;
+    Ok(cluster_id)
+}
+
+/// Writes a small file so that it is either absent or complete after a crash.
+fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// What every shard shares (all `Send + Sync`).
 #[derive(Clone)]
 struct Shared {
@@ -231,8 +280,11 @@ fn initial_member_list(config: &ServerConfig) -> MemberList {
 }
 
 /// Runs the server until SIGINT/SIGTERM or a fatal error.
-pub fn run(config: ServerConfig) -> Result<(), RunError> {
+pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     check_ports_free(&config)?;
+    if config.join_existing {
+        config.cluster_id_override = Some(joined_cluster_id(&config)?);
+    }
     let cpus = usable_cpus();
     let shard_count = if config.shards == 0 {
         cpus.len()
@@ -354,11 +406,16 @@ async fn owner_shard(
         .detach();
     }
     let config = shared.config.clone();
-    let member_ids: Vec<u64> = config
-        .initial_members()
-        .iter()
-        .map(|(id, _, _)| *id)
-        .collect();
+    // A joining member does not bootstrap: its log and configuration come from the leader.
+    let member_ids: Vec<u64> = if config.join_existing {
+        Vec::new()
+    } else {
+        config
+            .initial_members()
+            .iter()
+            .map(|(id, _, _)| *id)
+            .collect()
+    };
     let opened = LogStore::open(config.wal_dir(), config.wal_segment_bytes, &member_ids).await;
     let (log, summary) = match opened {
         Ok(opened) => opened,

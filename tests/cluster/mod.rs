@@ -20,7 +20,7 @@
 //! stops and joins every proxy thread, and removes the data directories.
 #![allow(dead_code)]
 
-use crate::common::{capstan_binary, require_tool, READY_LINE, READY_TIMEOUT};
+use crate::common::{capstan_binary, free_port, require_tool, READY_LINE, READY_TIMEOUT};
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -412,6 +412,8 @@ pub struct Member {
     pub log_path: PathBuf,
     initial_cluster: String,
     shards: usize,
+    /// Extra flags (a joining member's `--initial-cluster-state existing`).
+    extra_args: Vec<String>,
     child: Option<Child>,
     paused: bool,
 }
@@ -472,7 +474,8 @@ impl Member {
             .arg("--initial-cluster")
             .arg(&self.initial_cluster)
             .arg("--shards")
-            .arg(self.shards.to_string());
+            .arg(self.shards.to_string())
+            .args(&self.extra_args);
         if self.token != DEFAULT_TOKEN {
             command.arg("--initial-cluster-token").arg(&self.token);
         }
@@ -673,6 +676,7 @@ impl Cluster {
                     log_path: dir.path().join(format!("n{}.log", i + 1)),
                     initial_cluster: initial_cluster.clone(),
                     shards: spec.shards,
+                    extra_args: Vec::new(),
                     child: None,
                     paused: false,
                 }
@@ -744,6 +748,47 @@ impl Cluster {
     /// SIGKILL, then reap.
     pub fn kill9(&mut self, i: usize) {
         self.members[i].kill9();
+    }
+
+    /// Starts a member that joins the running cluster after `member add` named it with
+    /// `peer_port`: `--initial-cluster` lists `current` members plus itself, with
+    /// `--initial-cluster-state existing`. Waits for its ready line; returns its index.
+    pub fn start_joiner(&mut self, name: &str, peer_port: u16, current: &[usize]) -> usize {
+        let advertised = format!("http://127.0.0.1:{peer_port}");
+        let mut initial: Vec<String> = current
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{}={}",
+                    self.members[i].name, self.members[i].advertised_peer_url
+                )
+            })
+            .collect();
+        initial.push(format!("{name}={advertised}"));
+        let index = self.members.len();
+        let mut member = Member {
+            index,
+            name: name.to_string(),
+            client_port: free_port(),
+            peer_port,
+            id: capstan::config::member_id_of(std::slice::from_ref(&advertised), DEFAULT_TOKEN),
+            advertised_peer_url: advertised,
+            token: DEFAULT_TOKEN.to_string(),
+            data_dir: self.dir.path().join(format!("{name}.data")),
+            log_path: self.dir.path().join(format!("{name}.log")),
+            initial_cluster: initial.join(","),
+            shards: 1,
+            extra_args: vec![
+                "--initial-cluster-state".to_string(),
+                "existing".to_string(),
+            ],
+            child: None,
+            paused: false,
+        };
+        member.launch();
+        member.wait_ready(0);
+        self.members.push(member);
+        index
     }
 
     /// Waits up to `timeout` for member `i` to exit by itself; its exit status, reaped.
