@@ -1,10 +1,11 @@
-//! Repairs the `:authority` that grpc-go clients of etcd 3.4 send as a whole URL.
+//! Repairs the `:authority` that etcd 3.4's grpc-go clients send as a whole URL.
 //!
-//! `etcdctl endpoint status --cluster` (etcd 3.4, grpc-go 1.26) dials every member's client URL
-//! as the gRPC target `passthrough:///http://127.0.0.1:2379`, and grpc-go sends the target's
-//! endpoint verbatim as `:authority: http://127.0.0.1:2379`. etcd's Go server ignores the
-//! authority; `h2` parses it as an RFC 3986 authority and resets the stream with
-//! PROTOCOL_ERROR before the request reaches us, and h2 has no option to relax that.
+//! `etcdctl endpoint status --cluster` (etcdctl 3.4) dials every member's client URL as the
+//! gRPC target `passthrough:///http://127.0.0.1:2379`, and grpc-go sends the target's endpoint
+//! verbatim as `:authority: http://127.0.0.1:2379` (etcd 3.5.0's client sent
+//! `#initially=[http://…]` on every call). etcd's Go server ignores the authority; `h2` parses
+//! it as an RFC 3986 authority and resets the stream with PROTOCOL_ERROR before the request
+//! reaches us, and h2 has no option to relax that (its maintainers declined one).
 //!
 //! [`AuthorityRewriter`] sits on the client-to-server bytes of one connection, in front of h2,
 //! and runs in one of three modes:
@@ -19,10 +20,11 @@
 //!   connection and nothing per request.
 //! - **Rewriting**: every header block is decoded (the client's HPACK dynamic table is tracked
 //!   from the first block) and re-encoded with the scheme stripped from `:authority`
-//!   (`http://127.0.0.1:2379` → `127.0.0.1:2379`). Fields are re-encoded as literals without
-//!   indexing, so h2's decoder table stays empty and can never disagree with ours. Padding is
-//!   dropped, PRIORITY data and END_STREAM are kept, and the block is re-split into frames of
-//!   at most 16,384 bytes. All other frames pass through unchanged.
+//!   (`http://127.0.0.1:2379` → `127.0.0.1:2379`, see [`strip_scheme`]). Fields are
+//!   re-encoded as literals without indexing, so h2's decoder table stays empty and can never
+//!   disagree with ours. Padding is dropped, PRIORITY data and END_STREAM are kept, and the
+//!   block is re-split into frames of at most 16,384 bytes. All other frames pass through
+//!   unchanged.
 //!
 //! The client encodes against the server's SETTINGS_HEADER_TABLE_SIZE, which h2 leaves at the
 //! protocol default ([`SERVER_HEADER_TABLE_BYTES`]); a client's own SETTINGS_HEADER_TABLE_SIZE
@@ -466,17 +468,29 @@ fn reencode(
     Ok(reencoded)
 }
 
-/// `http://127.0.0.1:2379/x` → `127.0.0.1:2379`; `None` if there is no `://`.
+/// The host and port of the first URL in `authority`; `None` if it holds no `://`.
+///
+/// `http://127.0.0.1:2379` (etcd 3.4's `--cluster` dials) → `127.0.0.1:2379`;
+/// `#initially=[https://a:2379;https://b:2379]` (etcd 3.5.0's client) → `a:2379`;
+/// `http://[::1]:2379/` → `[::1]:2379`.
 pub fn strip_scheme(authority: &[u8]) -> Option<&[u8]> {
     let start = authority
         .windows(SCHEME_SEPARATOR.len())
         .position(|window| window == SCHEME_SEPARATOR)?
         + SCHEME_SEPARATOR.len();
     let rest = &authority[start..];
-    let end = rest
+    // An IPv6 literal's brackets and colons belong to the host.
+    let host_end = match rest.first() {
+        Some(b'[') => rest
+            .iter()
+            .position(|&byte| byte == b']')
+            .map_or(0, |i| i + 1),
+        _ => 0,
+    };
+    let end = rest[host_end..]
         .iter()
-        .position(|&byte| byte == b'/')
-        .unwrap_or(rest.len());
+        .position(|byte| b"/;]?#".contains(byte))
+        .map_or(rest.len(), |i| host_end + i);
     Some(&rest[..end])
 }
 

@@ -203,6 +203,17 @@ fn strip_scheme_keeps_host_and_port_only() {
         Some(&b"etcd-0:2379"[..])
     );
     assert_eq!(strip_scheme(b"unix://"), Some(&b""[..]));
+    assert_eq!(
+        strip_scheme(b"#initially=[https://a:2379;https://b:2379]"),
+        Some(&b"a:2379"[..])
+    );
+    assert_eq!(strip_scheme(b"#initially=[http://a:1]"), Some(&b"a:1"[..]));
+    assert_eq!(
+        strip_scheme(b"http://[::1]:2379/"),
+        Some(&b"[::1]:2379"[..])
+    );
+    assert_eq!(strip_scheme(b"http://[::1"), Some(&b"[::1"[..]));
+    assert_eq!(strip_scheme(b"http://h:1?x#y"), Some(&b"h:1"[..]));
     assert_eq!(strip_scheme(b"127.0.0.1:2379"), None);
     assert_eq!(strip_scheme(b""), None);
 }
