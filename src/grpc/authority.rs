@@ -69,7 +69,8 @@ const FIELD_OVERHEAD_BYTES: usize = 32;
 pub struct Limits {
     /// Largest HEADERS or CONTINUATION payload accepted (the server's SETTINGS_MAX_FRAME_SIZE).
     pub frame_bytes_max: usize,
-    /// Largest HPACK-encoded header block, summed over HEADERS and its CONTINUATIONs.
+    /// Largest header block on the wire: HEADERS and its CONTINUATIONs, frame headers,
+    /// padding and all (so a flood of empty CONTINUATIONs is bounded too).
     pub header_block_bytes_max: usize,
     /// Largest decoded header list, sized as HPACK sizes it (name + value + 32 per field).
     pub header_list_bytes_max: usize,
@@ -153,6 +154,8 @@ struct PendingBlock {
     end_stream: bool,
     priority: Option<[u8; PRIORITY_BYTES]>,
     fragments: Vec<u8>,
+    /// Bytes of the block's frames so far, frame headers included.
+    wire_bytes: usize,
 }
 
 /// A decoded header block, re-encoded for h2.
@@ -311,13 +314,14 @@ impl AuthorityRewriter {
             }),
             Some(pending) => {
                 pending.fragments.extend_from_slice(&payload);
+                pending.wire_bytes += FRAME_HEADER_BYTES + payload.len();
                 Ok(())
             }
         };
         if let Err(fault) = added {
             return self.fall_back(fault, output).map(|()| true);
         }
-        let block_bytes = self.pending.as_ref().map_or(0, |p| p.fragments.len());
+        let block_bytes = self.pending.as_ref().map_or(0, |p| p.wire_bytes);
         if block_bytes > self.limits.header_block_bytes_max {
             let fault = RewriteError::HeaderBlockTooLarge {
                 limit_bytes: self.limits.header_block_bytes_max,
@@ -421,6 +425,7 @@ fn parse_headers_payload(
         end_stream: header.flags & FLAG_END_STREAM != 0,
         priority,
         fragments: body[..body.len() - padding_bytes].to_vec(),
+        wire_bytes: FRAME_HEADER_BYTES + payload.len(),
     })
 }
 
