@@ -4,6 +4,8 @@
 //! so the kernel spreads connections over the shards and each connection lives, end to end, on
 //! the shard that accepted it.
 
+use super::authority::Limits;
+use super::authority_io::AuthorityShim;
 use super::routes;
 use crate::shard::{ShardContext, Shutdown};
 use bytes::Bytes;
@@ -28,6 +30,8 @@ pub const SEND_BUFFER_BYTES_MAX: usize = 1024 * 1024;
 pub const RESET_STREAMS_MAX: usize = 64;
 /// Streams we reset because of the client's errors before the connection is closed.
 pub const LOCAL_ERROR_RESETS_MAX: usize = 1024;
+/// Largest HPACK-encoded header block of a client whose `:authority` is being rewritten.
+pub const HEADER_BLOCK_BYTES_MAX: usize = 256 * 1024;
 /// Time a new connection has to complete the HTTP/2 handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -79,6 +83,15 @@ pub async fn serve_listener(context: Rc<ShardContext>, listener: TcpListener, sh
 
 async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream, shutdown: Shutdown) {
     let shard = context.shard_id;
+    // grpc-go clients of etcd 3.4 may send a URL as :authority, which h2 rejects.
+    let stream = AuthorityShim::new(
+        stream,
+        Limits {
+            frame_bytes_max: FRAME_BYTES_MAX as usize,
+            header_block_bytes_max: HEADER_BLOCK_BYTES_MAX,
+            header_list_bytes_max: HEADER_LIST_BYTES_MAX as usize,
+        },
+    );
     let handshake = http2_builder().handshake::<_, Bytes>(stream.compat());
     let handshaken = futures_lite::future::or(async { Some(handshake.await) }, async {
         glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;

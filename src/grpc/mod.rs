@@ -2,6 +2,9 @@
 //!
 //! - [`connection`] accepts on a shard, runs the h2 handshake with every limit set explicitly,
 //!   and spawns a task per stream.
+//! - [`authority`] and [`authority_io`] sit between the socket and h2 and repair the URL that
+//!   etcd 3.4's grpc-go clients send as `:authority` (`etcdctl endpoint status --cluster`);
+//!   other connections pass through untouched after their first request's headers.
 //! - [`frame`] is gRPC's 5-byte length-prefixed message framing; the length is checked against
 //!   the receive limit before any buffer is allocated for the message.
 //! - [`call`] runs one unary or streaming call: request decoding, `grpc-timeout` deadline,
@@ -9,6 +12,8 @@
 //! - [`routes`] dispatches by `:path` to the services in [`crate::server`].
 //! - [`status`] is the one table from internal errors to gRPC codes and etcd's exact strings.
 
+pub mod authority;
+pub mod authority_io;
 pub mod call;
 pub mod connection;
 pub mod frame;
