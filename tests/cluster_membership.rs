@@ -324,3 +324,42 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
     let got = succeeds(&cluster, &[learner], &["get", "on-promoted"]);
     assert!(got.contains("yes"), "{got}");
 }
+
+#[test]
+fn move_leader_hands_leadership_to_a_voter_only_from_the_leader() {
+    let _serial = serial();
+    let cluster = Cluster::start_plain(3);
+    let leadership = cluster.wait_for_leader(&cluster.all());
+    let target = cluster.others(&[leadership.leader])[0];
+    let target_hex = format!("{:x}", cluster.members[target].id);
+    let moved = succeeds(&cluster, &cluster.all(), &["move-leader", &target_hex]);
+    assert!(moved.contains("Leadership transferred"), "{moved}");
+    let now = cluster.wait_for_leader(&cluster.all());
+    assert_eq!(now.leader, target);
+    assert!(now.term > leadership.term);
+    let runtime = tokio_runtime();
+    runtime.block_on(async {
+        // On a follower: etcd's "not leader".
+        let mut follower = cluster.client(leadership.leader).await;
+        let error = follower
+            .move_leader(cluster.members[target].id)
+            .await
+            .expect_err("move-leader on a follower");
+        assert!(
+            error.to_string().contains("etcdserver: not leader"),
+            "{error}"
+        );
+        // To a non-member: etcd's "bad leader transferee".
+        let mut leader = cluster.client(target).await;
+        let error = leader
+            .move_leader(0x1234)
+            .await
+            .expect_err("move-leader to a stranger");
+        assert!(
+            error
+                .to_string()
+                .contains("etcdserver: bad leader transferee"),
+            "{error}"
+        );
+    });
+}

@@ -196,6 +196,10 @@ impl From<ServerError> for Status {
                 Status::new(Code::OutOfRange, "etcdserver: too large lease TTL")
             }
             ServerError::Membership(error) => error.into(),
+            ServerError::BadLeaderTransferee => Status::new(
+                Code::FailedPrecondition,
+                "etcdserver: bad leader transferee",
+            ),
             ServerError::LeaderChanged => {
                 Status::new(Code::Unavailable, "etcdserver: leader changed")
             }

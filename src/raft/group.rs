@@ -16,7 +16,7 @@
 mod leases;
 mod membership;
 
-use super::forwards::Forwards;
+use super::forwards::{Asker, Forwards};
 use super::log_store::{LogStore, LogStoreError};
 use super::peer_message::PeerMessage;
 use super::status::{RaftStatus, StatusSnapshot};
@@ -125,6 +125,8 @@ pub struct RaftGroup {
     change_rules: ChangeRules,
     /// This member applied its own removal (or was told of it): it stops.
     removed_from_cluster: bool,
+    /// MoveLeader calls waiting for their target to lead: (asker, target, deadline).
+    leader_moves: Vec<(Asker, u64, Instant)>,
     /// Members removed from the cluster, told so whenever they still send us something, and
     /// forgotten by the transport once their deadline passes.
     removed_members: HashMap<u64, Instant>,
@@ -218,6 +220,7 @@ impl RaftGroup {
             change_rules: parts.change_rules,
             removed_from_cluster: false,
             removed_members: HashMap::new(),
+            leader_moves: Vec::new(),
         })
     }
 
@@ -254,6 +257,7 @@ impl RaftGroup {
                 self.give_up_overdue_forwards();
                 self.give_up_overdue_membership_forwards();
                 self.forget_removed_members();
+                self.settle_leader_moves();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
@@ -311,6 +315,9 @@ impl RaftGroup {
                 id,
                 request,
             } => self.request_membership((origin, id), request),
+            ToOwner::MoveLeader { origin, id, target } => {
+                self.start_leader_move((origin, id), target)
+            }
         }
     }
 
@@ -705,6 +712,10 @@ impl RaftGroup {
         let error = || ServerError::Stopped;
         self.fail_forwards(error);
         self.fail_pending_membership(error);
+        for ((origin, id), _, _) in std::mem::take(&mut self.leader_moves) {
+            self.outgoing
+                .push((origin, Answer::Failed { id, error: error() }));
+        }
         let mut waiters: Vec<(ShardId, u64)> = std::mem::take(&mut self.unissued_reads);
         for (_, batch) in self.issued_reads.drain() {
             waiters.extend(batch.waiters);

@@ -26,6 +26,9 @@ pub enum ServerError {
     /// The leader that took a proposal lost its leadership before the proposal applied.
     #[error("leader changed")]
     LeaderChanged,
+    /// MoveLeader to a member that is not a voter (or not a member).
+    #[error("bad leader transferee")]
+    BadLeaderTransferee,
     /// A status decided elsewhere (the leader's answer to a forwarded request).
     #[error("{message}")]
     Remote { code: u32, message: String },

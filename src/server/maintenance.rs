@@ -1,11 +1,25 @@
-//! The Maintenance service (Status so far).
+//! The Maintenance service: Status and MoveLeader so far.
 
 use crate::config::ETCD_API_VERSION;
 use crate::grpc::Status;
 use crate::shard::ShardContext;
-use capstan_proto::etcdserverpb::{StatusRequest, StatusResponse};
+use capstan_proto::etcdserverpb::{
+    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+};
 
 impl ShardContext {
+    /// etcd's MoveLeader: only the leader may hand over leadership, only to a voter.
+    pub async fn move_leader(
+        &self,
+        request: MoveLeaderRequest,
+    ) -> Result<MoveLeaderResponse, Status> {
+        self.owner.move_leader(request.target_id).await?;
+        let view = self.read_view.load();
+        Ok(MoveLeaderResponse {
+            header: Some(self.header(view.current_revision(), self.raft_status.term())),
+        })
+    }
+
     pub async fn status(&self, _request: StatusRequest) -> Result<StatusResponse, Status> {
         let raft = self.raft_status.snapshot();
         let view = self.read_view.load();

@@ -36,6 +36,12 @@ pub enum ToOwner {
         id: u64,
         request: MembershipRequest,
     },
+    /// Maintenance.MoveLeader on the leader; answered with `Done` once `target` leads.
+    MoveLeader {
+        origin: ShardId,
+        id: u64,
+        target: u64,
+    },
     /// How long a lease has left, by the leader's clock; answered with `LeaseTtl`.
     LeaseTimeToLive {
         origin: ShardId,
@@ -82,6 +88,10 @@ pub enum Answer {
         id: u64,
         error: ServerError,
     },
+    /// A request without a payload in its answer completed (MoveLeader).
+    Done {
+        id: u64,
+    },
     /// The leader's answer to a membership change (`code` 0: applied).
     Membership {
         id: u64,
@@ -96,7 +106,8 @@ impl Answer {
             | Answer::ReadReady { id }
             | Answer::LeaseTtl { id, .. }
             | Answer::Failed { id, .. }
-            | Answer::Membership { id, .. } => *id,
+            | Answer::Membership { id, .. }
+            | Answer::Done { id } => *id,
         }
     }
 }

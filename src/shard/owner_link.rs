@@ -208,6 +208,19 @@ impl OwnerLink {
         }
     }
 
+    /// Hands leadership to `target` (this member must lead); returns once it leads.
+    pub async fn move_leader(&self, target: u64) -> Result<(), ServerError> {
+        let id = self.next_id();
+        let origin = self.shard;
+        match self
+            .call(id, ToOwner::MoveLeader { origin, id, target })
+            .await?
+        {
+            Answer::Done { .. } => Ok(()),
+            other => unreachable!("owner answered a leader move with {other:?}"),
+        }
+    }
+
     /// Renews a lease by the leader's clock; its granted TTL, or 0 when it no longer exists.
     pub async fn lease_keep_alive(&self, lease_id: i64) -> Result<i64, ServerError> {
         self.ask_lease_ttl(|origin, id| ToOwner::LeaseKeepAlive {

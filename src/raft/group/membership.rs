@@ -398,3 +398,54 @@ impl RaftGroup {
         self.settle_membership(update.proposal_key, member);
     }
 }
+
+/// Election timeouts a leader move may take before the caller is told it timed out.
+const LEADER_MOVE_ELECTION_TIMEOUTS: u32 = 2;
+
+impl RaftGroup {
+    /// Maintenance.MoveLeader: the leader asks raft to hand over to `target`.
+    pub(super) fn start_leader_move(&mut self, asker: Asker, target: u64) {
+        let (origin, id) = asker;
+        if self.node.raft.state != StateRole::Leader {
+            let error = ServerError::NotLeader;
+            self.outgoing.push((origin, Answer::Failed { id, error }));
+            return;
+        }
+        let is_voter = self
+            .members
+            .get(target)
+            .is_some_and(|member| !member.is_learner);
+        if !is_voter {
+            let error = ServerError::BadLeaderTransferee;
+            self.outgoing.push((origin, Answer::Failed { id, error }));
+            return;
+        }
+        if target == self.node.raft.id {
+            self.outgoing.push((origin, Answer::Done { id }));
+            return;
+        }
+        tracing::info!(target = format!("{target:x}"), "moving leadership");
+        self.node.transfer_leader(target);
+        let patience = self.lease_extension_on_lead * LEADER_MOVE_ELECTION_TIMEOUTS;
+        self.leader_moves
+            .push((asker, target, Instant::now() + patience));
+    }
+
+    /// Answers leader moves whose target leads now, or that ran out of time.
+    pub(super) fn settle_leader_moves(&mut self) {
+        let now = Instant::now();
+        let leader = self.node.raft.leader_id;
+        let mut waiting = Vec::new();
+        for ((origin, id), target, deadline) in std::mem::take(&mut self.leader_moves) {
+            if leader == target {
+                self.outgoing.push((origin, Answer::Done { id }));
+            } else if now >= deadline {
+                let error = ServerError::TimedOut;
+                self.outgoing.push((origin, Answer::Failed { id, error }));
+            } else {
+                waiting.push(((origin, id), target, deadline));
+            }
+        }
+        self.leader_moves = waiting;
+    }
+}
