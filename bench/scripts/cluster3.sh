@@ -9,6 +9,7 @@
 #   cluster3.sh endpoints DIR                     client endpoints, comma-separated
 #   cluster3.sh members DIR                       ENDPOINT=PID_FILE,... (capstan-bench failover)
 #   cluster3.sh status DIR                        one line per member
+#   cluster3.sh binary capstan|etcd               the server binary this script would start
 #
 # Member i (1..3) is named m<i>; its client port is BASEPORT + 2(i-1), its peer port the next
 # one (BASEPORT 22379: 22379/22380, 22381/22382, 22383/22384). DIR holds m<i>.data (data dir),
@@ -42,7 +43,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -54,6 +55,10 @@ capstan_bin() {
     else
         echo "$REPO/target/release/capstan"
     fi
+}
+
+server_bin() {
+    if [[ "$1" == capstan ]]; then capstan_bin; else echo "$ETCD_BIN"; fi
 }
 
 client_port() { echo $(($1 + 2 * ($2 - 1))); }
@@ -93,6 +98,11 @@ members() {
     (IFS=,; echo "${list[*]}")
 }
 
+# Something accepts connections on 127.0.0.1:$1.
+listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 healthy() {
     local port="$1"
     ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints="http://127.0.0.1:$port" --dial-timeout=2s \
@@ -115,12 +125,8 @@ launch() {
         --initial-cluster-state new
         --initial-cluster-token "$token"
     )
-    if [[ "$server" == capstan ]]; then
-        binary="$(capstan_bin)"
-        flags+=(--shards 1)
-    else
-        binary="$ETCD_BIN"
-    fi
+    binary="$(server_bin "$server")"
+    if [[ "$server" == capstan ]]; then flags+=(--shards 1); fi
     [[ -x "$binary" ]] || die "$binary is not an executable (set CAPSTAN_BIN or ETCD_BIN)"
     # shellcheck disable=SC2206
     if [[ -n "${CLUSTER3_EXTRA_FLAGS:-}" ]]; then flags+=($CLUSTER3_EXTRA_FLAGS); fi
@@ -154,9 +160,12 @@ start() {
     for i in 1 2 3; do
         cluster+="${cluster:+,}m$i=http://127.0.0.1:$(peer_port "$base" "$i")"
     done
-    local started=()
+    local started=() port
     for i in 1 2 3; do
         if ! member_pid "$dir" "m$i" >/dev/null; then
+            for port in "$(client_port "$base" "$i")" "$(peer_port "$base" "$i")"; do
+                ! listening "$port" || die "port $port is in use (not by a member of $dir)"
+            done
             launch "$server" "$dir" "$base" "$i" "$cluster" "$token"
             started+=("m$i")
         fi
@@ -243,5 +252,6 @@ stop)
 endpoints) endpoints "$1" ;;
 members) members "$(cd "$1" && pwd)" ;;
 status) status "$1" ;;
+binary) server_bin "$1" ;;
 *) usage ;;
 esac

@@ -511,4 +511,63 @@ mod tests {
         assert_eq!((args.streams, args.watchers_per_stream), (10, 10));
         assert_eq!((args.put_total, args.put_rate), (1000, 100.0));
     }
+
+    #[test]
+    fn lease_expiry_defaults() {
+        let cli = parse(&["lease-expiry"]);
+        let Ok(Cli {
+            command: Command::Run(Workload::LeaseExpiry(args)),
+            ..
+        }) = cli
+        else {
+            panic!("unexpected parse");
+        };
+        assert_eq!((args.leases, args.ttl), (1000, 5));
+        assert_eq!(args.grace, Duration::from_secs(30));
+        let cli = parse(&["lease-expiry", "--leases=10", "--ttl=2", "--grace=5s"]);
+        let Ok(Cli {
+            command: Command::Run(Workload::LeaseExpiry(args)),
+            ..
+        }) = cli
+        else {
+            panic!("unexpected parse");
+        };
+        assert_eq!(
+            (args.leases, args.ttl, args.grace),
+            (10, 2, Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn failover_takes_members_and_a_restart_command() {
+        let cli = parse(&[
+            "--endpoints=a:1,b:2,c:3",
+            "failover",
+            "--member",
+            "a:1=/d/m1.pid,b:2=/d/m2.pid",
+            "--member=c:3=/d/m3.pid",
+            "--rounds=5",
+            "--restart-command",
+            "cluster3.sh start etcd /d 2379",
+            "--round-timeout=10s",
+        ]);
+        let Ok(Cli {
+            command: Command::Run(Workload::Failover(args)),
+            global,
+        }) = cli
+        else {
+            panic!("unexpected parse");
+        };
+        assert_eq!(global.endpoints.len(), 3);
+        assert_eq!(args.members.len(), 3);
+        assert_eq!(args.members[2], "c:3=/d/m3.pid");
+        assert_eq!(args.rounds, 5);
+        assert_eq!(
+            args.restart_command.as_deref(),
+            Some("cluster3.sh start etcd /d 2379")
+        );
+        assert_eq!(args.round_timeout, Duration::from_secs(10));
+        assert_eq!((args.put_rate, args.puts_before_kill), (200.0, 20));
+        assert!(parse(&["failover"]).is_err(), "--member is required");
+    }
 }
