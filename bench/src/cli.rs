@@ -132,6 +132,10 @@ pub enum Workload {
     WatchGet(WatchGetArgs),
     /// Benchmark lease keepalive
     LeaseKeepalive(LeaseKeepaliveArgs),
+    /// [capstan-bench] How late lease expiries arrive as watch DELETE events
+    LeaseExpiry(LeaseExpiryArgs),
+    /// [capstan-bench] Kill the leader (SIGKILL) and time the first write acknowledged after it
+    Failover(FailoverArgs),
 }
 
 impl Workload {
@@ -146,6 +150,8 @@ impl Workload {
             Workload::WatchLatency(_) => "watch-latency",
             Workload::WatchGet(_) => "watch-get",
             Workload::LeaseKeepalive(_) => "lease-keepalive",
+            Workload::LeaseExpiry(_) => "lease-expiry",
+            Workload::Failover(_) => "failover",
         }
     }
 }
@@ -328,6 +334,50 @@ pub struct WatchGetArgs {
 pub struct LeaseKeepaliveArgs {}
 
 #[derive(Args, Debug, Clone)]
+pub struct LeaseExpiryArgs {
+    /// Leases to grant; one key is attached to each and none is kept alive
+    #[arg(long, default_value_t = 1000)]
+    pub leases: u64,
+    /// TTL of every lease, in seconds
+    #[arg(long, default_value_t = 5)]
+    pub ttl: i64,
+    /// How long to wait for DELETE events after the last lease's expected expiry (a Go duration)
+    #[arg(long, default_value = "30s", value_parser = duration_flag)]
+    pub grace: Duration,
+    /// Prefix of the keys; a unique run id is appended, so runs and rounds never mix
+    #[arg(long, default_value = "capstan-bench/lease-expiry/")]
+    pub prefix: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FailoverArgs {
+    /// ENDPOINT=PID_FILE for every endpoint of --endpoints (comma-separated or repeated); the
+    /// leader's process is read from its file and killed with SIGKILL
+    #[arg(long = "member", value_delimiter = ',', required = true)]
+    pub members: Vec<String>,
+    /// Kill-and-measure rounds (more than one needs --restart-command)
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// Shell command (sh -c) run after each round to restart the killed member; it sees
+    /// CAPSTAN_BENCH_KILLED_ENDPOINT and CAPSTAN_BENCH_KILLED_PID_FILE
+    #[arg(long)]
+    pub restart_command: Option<String>,
+    /// Puts per second sent to the surviving members, open loop (each put on its own stream)
+    #[arg(long, default_value_t = 200.0)]
+    pub put_rate: f64,
+    /// Successful puts before the leader is killed
+    #[arg(long, default_value_t = 20)]
+    pub puts_before_kill: u64,
+    /// A round without a successful put this long after the kill counts as an error
+    #[arg(long, default_value = "60s", value_parser = duration_flag)]
+    pub round_timeout: Duration,
+    /// How long to wait for every member to be healthy (one leader, reads answered) before a
+    /// round and after the last restart
+    #[arg(long, default_value = "90s", value_parser = duration_flag)]
+    pub healthy_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
     /// Endpoints of side A, comma-separated
     #[arg(long, value_delimiter = ',', required = true)]
@@ -460,5 +510,64 @@ mod tests {
         };
         assert_eq!((args.streams, args.watchers_per_stream), (10, 10));
         assert_eq!((args.put_total, args.put_rate), (1000, 100.0));
+    }
+
+    #[test]
+    fn lease_expiry_defaults() {
+        let cli = parse(&["lease-expiry"]);
+        let Ok(Cli {
+            command: Command::Run(Workload::LeaseExpiry(args)),
+            ..
+        }) = cli
+        else {
+            panic!("unexpected parse");
+        };
+        assert_eq!((args.leases, args.ttl), (1000, 5));
+        assert_eq!(args.grace, Duration::from_secs(30));
+        let cli = parse(&["lease-expiry", "--leases=10", "--ttl=2", "--grace=5s"]);
+        let Ok(Cli {
+            command: Command::Run(Workload::LeaseExpiry(args)),
+            ..
+        }) = cli
+        else {
+            panic!("unexpected parse");
+        };
+        assert_eq!(
+            (args.leases, args.ttl, args.grace),
+            (10, 2, Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn failover_takes_members_and_a_restart_command() {
+        let cli = parse(&[
+            "--endpoints=a:1,b:2,c:3",
+            "failover",
+            "--member",
+            "a:1=/d/m1.pid,b:2=/d/m2.pid",
+            "--member=c:3=/d/m3.pid",
+            "--rounds=5",
+            "--restart-command",
+            "cluster3.sh start etcd /d 2379",
+            "--round-timeout=10s",
+        ]);
+        let Ok(Cli {
+            command: Command::Run(Workload::Failover(args)),
+            global,
+        }) = cli
+        else {
+            panic!("unexpected parse");
+        };
+        assert_eq!(global.endpoints.len(), 3);
+        assert_eq!(args.members.len(), 3);
+        assert_eq!(args.members[2], "c:3=/d/m3.pid");
+        assert_eq!(args.rounds, 5);
+        assert_eq!(
+            args.restart_command.as_deref(),
+            Some("cluster3.sh start etcd /d 2379")
+        );
+        assert_eq!(args.round_timeout, Duration::from_secs(10));
+        assert_eq!((args.put_rate, args.puts_before_kill), (200.0, 20));
+        assert!(parse(&["failover"]).is_err(), "--member is required");
     }
 }

@@ -58,6 +58,12 @@ pub async fn run(
     if args.rounds == 0 {
         return Err(BenchError::Usage("--rounds must be at least 1".to_string()));
     }
+    if let Workload::Failover(_) = args.workload {
+        return Err(BenchError::Usage(
+            "failover kills processes of one cluster: run it once per cluster, not in compare"
+                .to_string(),
+        ));
+    }
     let mut merged: [Option<RunResult>; 2] = [None, None];
     let sides = [&a, &b];
     let chatty = std::io::stderr().is_terminal();

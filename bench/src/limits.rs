@@ -49,3 +49,17 @@ pub const SAMPLE_SECONDS_MAX: usize = 3_600;
 pub const CURVE_NINES_STEP: f64 = 0.05;
 /// Rounds `compare` runs by default (each side runs `--total / rounds` calls per round).
 pub const COMPARE_ROUNDS_DEFAULT: u32 = 3;
+
+/// `lease-expiry --leases` upper bound.
+pub const LEASES_MAX: u64 = 10_000_000;
+/// `lease-expiry --ttl` upper bound, in seconds (a benchmark waits for every lease to expire).
+pub const LEASE_TTL_S_MAX: i64 = 3_600;
+/// How often a workload waiting for watch events or a cluster's health looks again.
+pub const WATCH_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// `failover`: how often the members are asked whether they are healthy while waiting.
+pub const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// `failover`: how long one health question (dial, Status, read) to one member may take.
+pub const HEALTH_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// `failover`: puts in flight at once; beyond it the writer waits (its intended times do not
+/// move, so the puts' latencies stay honest).
+pub const FAILOVER_PUTS_IN_FLIGHT_MAX: usize = 20_000;

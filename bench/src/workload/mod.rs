@@ -11,7 +11,12 @@
 //! | `watch-latency` | watchers on one key, paced puts | put, watch-event |
 //! | `watch-get` | unsynced watchers catching up, serializable gets | get |
 //! | `lease-keepalive` | `Lease/LeaseGrant` per client, then `LeaseKeepAlive` once per call | lease-keepalive |
+//! | `lease-expiry` | a prefix watch; `LeaseGrant` + `Put` per lease, never kept alive | grant-put, expiry-late, expiry-early |
+//! | `failover` | paced `Put`s to the followers, SIGKILL of the leader, per round | failover, put |
 
+pub mod expiry_lateness;
+pub mod failover;
+pub mod lease_expiry;
 pub mod lease_keepalive;
 pub mod put;
 pub mod range;
@@ -105,6 +110,8 @@ pub async fn run(workload: &Workload, context: &RunContext) -> Result<RunResult,
         Workload::WatchLatency(args) => watch_latency::run(args, context).await,
         Workload::WatchGet(args) => watch_get::run(args, context).await,
         Workload::LeaseKeepalive(args) => lease_keepalive::run(args, context).await,
+        Workload::LeaseExpiry(args) => lease_expiry::run(args, context).await,
+        Workload::Failover(args) => failover::run(args, context).await,
     }
 }
 
