@@ -221,7 +221,7 @@ pub async fn unary<Req, Resp, Handler, Work>(
     Handler: FnOnce(Req) -> Work,
     Work: Future<Output = Result<Resp, Status>>,
 {
-    let outcome = with_deadline(limits.deadline, async move {
+    let work = with_deadline(limits.deadline, async move {
         let mut requests = RequestStream::<Req>::new(body, limits.receive_bytes_max);
         let request = match requests.next().await {
             Some(request) => request?,
@@ -232,12 +232,19 @@ pub async fn unary<Req, Resp, Handler, Work>(
                 ))
             }
         };
-        handler(request).await
-    })
-    .await;
+        handler(request).await.map(Some)
+    });
+    // A client that resets the stream (cancels the call) or goes away ends the handler's
+    // work, as a cancelled context does in etcd; nobody is left to answer.
+    let client_gone = async {
+        let _reason = poll_fn(|cx| respond.poll_reset(cx)).await;
+        Ok(None)
+    };
+    let outcome = futures_lite::future::or(work, client_gone).await;
     match outcome {
+        Ok(None) => tracing::debug!("client cancelled the call"),
         Err(status) => send_status_only(respond, &status),
-        Ok(response) => {
+        Ok(Some(response)) => {
             let mut stream = match respond.send_response(response_head(), false) {
                 Ok(stream) => stream,
                 Err(error) => {

@@ -77,7 +77,10 @@ pub async fn dispatch(
     let path = parts.uri.path();
     let is_stream = matches!(
         path,
-        method::WATCH_WATCH | method::LEASE_LEASE_KEEP_ALIVE | method::HEALTH_WATCH
+        method::WATCH_WATCH
+            | method::LEASE_LEASE_KEEP_ALIVE
+            | method::HEALTH_WATCH
+            | method::ELECTION_OBSERVE
     );
     if require_leader && !is_stream && ctx.raft_status.leader_id() == raft::INVALID_ID {
         send_status_only(respond, &ServerError::NoLeader.into());
@@ -128,6 +131,24 @@ pub async fn dispatch(
             )
             .await
         }
+        method::LOCK_LOCK => unary(body, respond, limits, |r| ctx.clone().lock(r)).await,
+        method::LOCK_UNLOCK => unary(body, respond, limits, |r| ctx.unlock(r)).await,
+        method::ELECTION_CAMPAIGN => {
+            unary(body, respond, limits, |r| ctx.clone().campaign(r)).await
+        }
+        method::ELECTION_PROCLAIM => unary(body, respond, limits, |r| ctx.proclaim(r)).await,
+        method::ELECTION_LEADER => unary(body, respond, limits, |r| ctx.leader(r)).await,
+        method::ELECTION_OBSERVE => {
+            streaming(
+                body,
+                respond,
+                limits,
+                leader_lost(ctx, require_leader),
+                |r, s| ctx.observe(r, s),
+            )
+            .await
+        }
+        method::ELECTION_RESIGN => unary(body, respond, limits, |r| ctx.resign(r)).await,
         unknown => send_status_only(respond, &Status::unimplemented(unknown)),
     }
 }

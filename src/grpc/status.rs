@@ -62,6 +62,17 @@ impl Status {
         )
     }
 
+    /// etcd's lock and election services call the KV and lease APIs through an in-process
+    /// client, which turns a failed call's status into a plain error carrying only its text;
+    /// grpc-go then sends that as `Unknown` with the same message (e.g. "etcdserver: requested
+    /// lease not found" from a Lock with a missing lease). A deadline stays a deadline.
+    pub fn through_embedded_client(self) -> Status {
+        match self.code {
+            Code::DeadlineExceeded | Code::Cancelled => self,
+            _ => Status::new(Code::Unknown, self.message),
+        }
+    }
+
     /// `grpc-message` is percent-encoded: bytes outside printable ASCII, and `%`, as `%XX`.
     pub fn encoded_message(&self) -> String {
         let mut out = String::with_capacity(self.message.len());
@@ -149,6 +160,14 @@ impl From<ServerError> for Status {
             }
             ServerError::LeaseTtlTooLarge => {
                 Status::new(Code::OutOfRange, "etcdserver: too large lease TTL")
+            }
+            // The lock and election services' own errors are plain Go errors in etcd
+            // (`concurrency`, `v3election`), which grpc-go sends as Unknown.
+            ServerError::SessionExpired => Status::new(Code::Unknown, "mutex: session is expired"),
+            ServerError::ElectionNotLeader => Status::new(Code::Unknown, "election: not leader"),
+            ServerError::ElectionNoLeader => Status::new(Code::Unknown, "election: no leader"),
+            ServerError::MissingLeaderKey => {
+                Status::new(Code::Unknown, "\"leader\" field must be provided")
             }
         }
     }
