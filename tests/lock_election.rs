@@ -4,8 +4,10 @@
 //! and header revisions. Plus `etcdctl lock` and `etcdctl elect` in separate processes (etcdctl
 //! runs the same recipes client-side over KV, Watch and Lease), and the one case where Capstan
 //! follows newer etcd rather than 3.4 (a waiter whose lease expired).
+mod cluster;
 mod common;
 
+use cluster::{serial, Cluster, ClusterSpec};
 use common::*;
 use etcd_client::{
     Client, Error, GetOptions, LeaderKey, LockOptions, ProclaimOptions, ResignOptions,
@@ -317,4 +319,269 @@ fn lock_and_election_rpcs_match_etcd() {
     // Spot-check the transcript says what the script means.
     assert_eq!(capstan[0], "Unknown: etcdserver: requested lease not found");
     assert!(capstan.contains(&"Unknown: election: not leader".to_string()));
+}
+
+/// Newer etcd (3.5+: `Mutex.Lock` re-reads its key after waiting) refuses a lock whose own
+/// key vanished while it waited; etcd 3.4 returned success with a key that no longer exists.
+/// Capstan follows the newer behaviour.
+#[test]
+fn a_waiter_whose_lease_expired_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(Flavor::Capstan, dir.path(), &[]);
+    tokio_runtime().block_on(async {
+        let mut client = connect(&server.endpoint()).await;
+        let holder = client.lease_grant(600, None).await.expect("grant").id();
+        let waiter_lease = client.lease_grant(600, None).await.expect("grant").id();
+        client
+            .lock("x", Some(LockOptions::new().with_lease(holder)))
+            .await
+            .expect("lock");
+        let mut waiter = client.clone();
+        let waiting = tokio::spawn(async move {
+            waiter
+                .lock("x", Some(LockOptions::new().with_lease(waiter_lease)))
+                .await
+        });
+        wait_for_keys(&mut client, "x/", 2).await;
+        client.lease_revoke(waiter_lease).await.expect("revoke");
+        client.lease_revoke(holder).await.expect("revoke");
+        let outcome = tokio::time::timeout(WAIT, waiting)
+            .await
+            .expect("waiter in time")
+            .expect("join");
+        assert_eq!(status_of(outcome), "Unknown: mutex: session is expired");
+        assert!(keys_under(&mut client, "x/").await.is_empty());
+    });
+}
+
+/// A child process killed and reaped when the test ends, however it ends.
+struct Process(Child);
+
+impl Process {
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .arg("-INT")
+            .arg(self.0.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT failed");
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "process did not exit");
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_etcdctl(endpoint: &str, args: &[&str]) -> Process {
+    require_tool("etcdctl", "etcd-client");
+    let child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn etcdctl");
+    Process(child)
+}
+
+/// Lines of the process's stdout, as they come.
+fn stdout_lines(process: &mut Process) -> mpsc::Receiver<String> {
+    let stdout = process.0.stdout.take().expect("piped stdout");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+fn next_line(lines: &mpsc::Receiver<String>) -> String {
+    lines.recv_timeout(WAIT).expect("a line in time")
+}
+
+fn keys_with_etcdctl(endpoint: &str, prefix: &str) -> Vec<String> {
+    etcdctl_ok(endpoint, &["get", "--prefix", "--keys-only", prefix])
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_for_keys_with_etcdctl(endpoint: &str, prefix: &str, count: usize) {
+    let deadline = Instant::now() + WAIT;
+    while keys_with_etcdctl(endpoint, prefix).len() != count {
+        assert!(
+            Instant::now() < deadline,
+            "{prefix} never held {count} keys"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `etcdctl lock NAME -- COMMAND` in two processes: the second runs its command only after
+/// the first's command has finished and released the lock.
+#[test]
+fn etcdctl_lock_is_mutually_exclusive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(Flavor::Capstan, dir.path(), &[]);
+    let endpoint = server.endpoint();
+    let log = dir.path().join("critical-section.log");
+    let release = dir.path().join("release-first");
+    let first_script = format!(
+        "echo first-in >> {log}; while [ ! -e {release} ]; do sleep 0.05; done; \
+         echo first-out >> {log}",
+        log = log.display(),
+        release = release.display()
+    );
+    let second_script = format!("echo second-in >> {}", log.display());
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let mut first = spawn_etcdctl(&endpoint, &["lock", "L", "--", "sh", "-c", &first_script]);
+    let deadline = Instant::now() + WAIT;
+    while read_log().is_empty() {
+        assert!(Instant::now() < deadline, "the first lock was not acquired");
+        std::thread::sleep(POLL);
+    }
+    let mut second = spawn_etcdctl(&endpoint, &["lock", "L", "--", "sh", "-c", &second_script]);
+    // The second process has queued its key: it waits for the first.
+    wait_for_keys_with_etcdctl(&endpoint, "L/", 2);
+    assert_eq!(read_log(), "first-in\n");
+    std::fs::write(&release, b"").expect("release the first");
+    assert!(first.wait_exit().success());
+    assert!(second.wait_exit().success());
+    assert_eq!(read_log(), "first-in\nfirst-out\nsecond-in\n");
+    assert!(keys_with_etcdctl(&endpoint, "L/").is_empty());
+}
+
+/// `etcdctl elect NAME PROPOSAL` in two processes elects one at a time, and
+/// `etcdctl elect -l NAME` observes each leader in turn.
+#[test]
+fn etcdctl_elect_one_leader_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(Flavor::Capstan, dir.path(), &[]);
+    let endpoint = server.endpoint();
+    let mut observer = spawn_etcdctl(&endpoint, &["elect", "-l", "E"]);
+    let observed = stdout_lines(&mut observer);
+
+    let mut first = spawn_etcdctl(&endpoint, &["elect", "E", "first"]);
+    let first_lines = stdout_lines(&mut first);
+    let first_key = next_line(&first_lines);
+    assert!(first_key.starts_with("E/"), "{first_key}");
+    assert_eq!(next_line(&first_lines), "first");
+    assert_eq!(next_line(&observed), first_key);
+    assert_eq!(next_line(&observed), "first");
+
+    let mut second = spawn_etcdctl(&endpoint, &["elect", "E", "second"]);
+    let second_lines = stdout_lines(&mut second);
+    wait_for_keys_with_etcdctl(&endpoint, "E/", 2);
+    assert!(
+        second_lines.try_recv().is_err(),
+        "the second candidate was elected while the first leads"
+    );
+
+    // Ctrl-C makes the leader resign; the second candidate takes over.
+    first.interrupt();
+    first.wait_exit();
+    let second_key = next_line(&second_lines);
+    assert!(second_key.starts_with("E/") && second_key != first_key);
+    assert_eq!(next_line(&second_lines), "second");
+    assert_eq!(next_line(&observed), second_key);
+    assert_eq!(next_line(&observed), "second");
+    second.interrupt();
+    second.wait_exit();
+    wait_for_keys_with_etcdctl(&endpoint, "E/", 0);
+}
+
+/// In a three-member cluster, a lock held through one member makes a Lock sent to another
+/// member wait, until an Unlock through the third; an observer on a follower sees leaders
+/// elected through other members.
+#[test]
+fn lock_and_election_across_a_cluster() {
+    let _serial = serial();
+    let cluster = Cluster::start(ClusterSpec::new(3));
+    cluster.wait_for_leader(&cluster.all());
+    tokio_runtime().block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..3 {
+            clients.push(connect(&cluster.endpoint(i)).await);
+        }
+        let first_lease = clients[0].lease_grant(600, None).await.expect("grant").id();
+        let second_lease = clients[0].lease_grant(600, None).await.expect("grant").id();
+        let held = clients[0]
+            .lock("c", Some(LockOptions::new().with_lease(first_lease)))
+            .await
+            .expect("lock through member 0");
+        let mut waiter = clients[1].clone();
+        let waiting = tokio::spawn(async move {
+            waiter
+                .lock("c", Some(LockOptions::new().with_lease(second_lease)))
+                .await
+        });
+        wait_for_keys(&mut clients[2], "c/", 2).await;
+        assert!(
+            !waiting.is_finished(),
+            "the lock through member 1 did not wait"
+        );
+        clients[2]
+            .unlock(held.key().to_vec())
+            .await
+            .expect("unlock through member 2");
+        let second = tokio::time::timeout(WAIT, waiting)
+            .await
+            .expect("second lock in time")
+            .expect("join")
+            .expect("second lock");
+        assert_eq!(
+            String::from_utf8_lossy(second.key()),
+            format!("c/{second_lease:x}")
+        );
+
+        let mut observer = clients[2].observe("ce").await.expect("observe");
+        let won = clients[0]
+            .campaign("ce", "zero", first_lease)
+            .await
+            .expect("campaign through member 0");
+        let seen = tokio::time::timeout(WAIT, observer.message())
+            .await
+            .expect("observed in time")
+            .expect("observe")
+            .expect("a message");
+        assert_eq!(seen.kv().expect("kv").value(), b"zero");
+        clients[1]
+            .resign(Some(
+                ResignOptions::new().with_leader(won.leader().expect("leader").clone()),
+            ))
+            .await
+            .expect("resign through member 1");
+        clients[1]
+            .campaign("ce", "one", second_lease)
+            .await
+            .expect("campaign through member 1");
+        let seen = tokio::time::timeout(WAIT, observer.message())
+            .await
+            .expect("observed in time")
+            .expect("observe")
+            .expect("a message");
+        assert_eq!(seen.kv().expect("kv").value(), b"one");
+    });
 }
