@@ -1,5 +1,6 @@
 //! One gRPC call on one h2 stream: decode the request, run the handler under the call's
-//! deadline, send the response and the `grpc-status` trailers.
+//! deadline (and, for unary calls, until the client cancels), send the response and the
+//! `grpc-status` trailers.
 
 use super::frame::{encode_message, FrameError, MessageDecoder};
 use super::{Code, Status};
@@ -209,7 +210,8 @@ impl<Resp: prost::Message> ResponseSink<Resp> {
     }
 }
 
-/// A unary call: one request message in, one response message (or a status) out.
+/// A unary call: one request message in, one response message (or a status) out. The handler's
+/// future is dropped if the deadline passes or the client resets the stream.
 pub async fn unary<Req, Resp, Handler, Work>(
     body: RecvStream,
     mut respond: SendResponse<Bytes>,

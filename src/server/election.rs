@@ -36,6 +36,15 @@ use capstan_proto::v3electionpb::{
 };
 use std::rc::Rc;
 
+/// Queue `key` with `value` unless it exists; read it back otherwise.
+fn queue_txn(key: &Bytes, value: Bytes, lease: i64) -> TxnRequest {
+    TxnRequest {
+        compare: vec![created_at(key, 0)],
+        success: vec![put_op(key, value, lease)],
+        failure: vec![get_op(key)],
+    }
+}
+
 /// etcd's `Election.Resign`: delete the key only while it is still the same session key.
 fn resign_txn(key: &Bytes, create_revision: i64) -> TxnRequest {
     TxnRequest {
@@ -71,11 +80,7 @@ impl ShardContext {
         let prefix = key_prefix(&request.name);
         let key = session_key(&prefix, lease);
         let queued = self
-            .txn(TxnRequest {
-                compare: vec![created_at(&key, 0)],
-                success: vec![put_op(&key, request.value.clone(), lease)],
-                failure: vec![get_op(&key)],
-            })
+            .txn(queue_txn(&key, request.value.clone(), lease))
             .await?;
         let mut leader_revision = header_revision(&queued.header);
         if !queued.succeeded {
@@ -88,7 +93,9 @@ impl ShardContext {
                     .proclaim_value(&key, leader_revision, request.value.clone(), lease)
                     .await;
                 if let Err(status) = proclaimed {
-                    let _ = self.txn(resign_txn(&key, leader_revision)).await;
+                    if let Err(resign) = self.txn(resign_txn(&key, leader_revision)).await {
+                        tracing::debug!(?resign, "could not resign after a failed Campaign");
+                    }
                     return Err(status);
                 }
             }

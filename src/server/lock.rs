@@ -71,7 +71,7 @@ impl ShardContext {
         if holder.is_none_or(|holder| holder.create_revision == my_revision) {
             return Ok(LockResponse {
                 header: acquired.header,
-                key: key.to_vec().into(),
+                key: key.clone(),
             });
         }
         let queued = self.release_unless_kept(release_txn(&key));
@@ -88,8 +88,12 @@ impl ShardContext {
         let mine = match waited {
             Ok(mine) => mine,
             Err(status) => {
+                // etcd deletes the key before answering, so a retry with the same lease queues
+                // afresh; should this call be cancelled meanwhile, the guard deletes it.
+                if let Err(release) = self.txn(release_txn(&key)).await {
+                    tracing::debug!(?release, "could not delete the key of a failed Lock");
+                }
                 queued.keep();
-                let _ = self.txn(release_txn(&key)).await;
                 return Err(status);
             }
         };
@@ -99,7 +103,7 @@ impl ShardContext {
         }
         Ok(LockResponse {
             header: mine.header,
-            key: key.to_vec().into(),
+            key,
         })
     }
 
