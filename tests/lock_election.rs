@@ -89,6 +89,7 @@ async fn script(endpoint: &str) -> Vec<String> {
             .lock("l", Some(LockOptions::new().with_lease(0x7777)))
             .await,
     ));
+    out.push(status_of(client.campaign("e", "v", 0x7777).await));
     out.push(status_of(client.leader("nobody").await));
     out.push(status_of(client.proclaim("v", None).await));
     out.push(status_of(client.resign(None).await));
@@ -293,6 +294,23 @@ async fn script(endpoint: &str) -> Vec<String> {
     out.push(status_of(client.leader("e").await));
     let won = client.campaign("e", "fourth", a).await.expect("campaign");
     out.push(format!("campaign at {}", revision_of(won.header())));
+    out.push(observed(observer.message().await.expect("observe")));
+    // Proclaim with lease 0 attaches a fresh server-granted lease to the leader key (etcd
+    // opens a session for the call).
+    let leader = won.leader().expect("leader").clone().with_lease(0);
+    let leases_before = client.leases().await.expect("leases").leases().len();
+    client
+        .proclaim("fifth", Some(ProclaimOptions::new().with_leader(leader)))
+        .await
+        .expect("proclaim");
+    let leases_after = client.leases().await.expect("leases").leases().len();
+    let current = client.leader("e").await.expect("leader");
+    let kv = current.kv().expect("kv");
+    out.push(format!(
+        "lease-0 proclaim: leases +{}, key lease changed {}",
+        leases_after - leases_before,
+        kv.lease() != a && kv.lease() != 0
+    ));
     out.push(observed(observer.message().await.expect("observe")));
     out
 }
