@@ -1,5 +1,6 @@
 //! One gRPC call on one h2 stream: decode the request, run the handler under the call's
-//! deadline, send the response and the `grpc-status` trailers.
+//! deadline (and, for unary calls, until the client cancels), send the response and the
+//! `grpc-status` trailers.
 
 use super::frame::{encode_message, FrameError, MessageDecoder};
 use super::{Code, Status};
@@ -209,7 +210,8 @@ impl<Resp: prost::Message> ResponseSink<Resp> {
     }
 }
 
-/// A unary call: one request message in, one response message (or a status) out.
+/// A unary call: one request message in, one response message (or a status) out. The handler's
+/// future is dropped if the deadline passes or the client resets the stream.
 pub async fn unary<Req, Resp, Handler, Work>(
     body: RecvStream,
     mut respond: SendResponse<Bytes>,
@@ -221,7 +223,7 @@ pub async fn unary<Req, Resp, Handler, Work>(
     Handler: FnOnce(Req) -> Work,
     Work: Future<Output = Result<Resp, Status>>,
 {
-    let outcome = with_deadline(limits.deadline, async move {
+    let work = with_deadline(limits.deadline, async move {
         let mut requests = RequestStream::<Req>::new(body, limits.receive_bytes_max);
         let request = match requests.next().await {
             Some(request) => request?,
@@ -232,12 +234,19 @@ pub async fn unary<Req, Resp, Handler, Work>(
                 ))
             }
         };
-        handler(request).await
-    })
-    .await;
+        handler(request).await.map(Some)
+    });
+    // A client that resets the stream (cancels the call) or goes away ends the handler's
+    // work, as a cancelled context does in etcd; nobody is left to answer.
+    let client_gone = async {
+        let _reason = poll_fn(|cx| respond.poll_reset(cx)).await;
+        Ok(None)
+    };
+    let outcome = futures_lite::future::or(work, client_gone).await;
     match outcome {
+        Ok(None) => tracing::debug!("client cancelled the call"),
         Err(status) => send_status_only(respond, &status),
-        Ok(response) => {
+        Ok(Some(response)) => {
             let mut stream = match respond.send_response(response_head(), false) {
                 Ok(stream) => stream,
                 Err(error) => {

@@ -78,7 +78,10 @@ pub async fn dispatch(
     let path = parts.uri.path();
     let is_stream = matches!(
         path,
-        method::WATCH_WATCH | method::LEASE_LEASE_KEEP_ALIVE | method::HEALTH_WATCH
+        method::WATCH_WATCH
+            | method::LEASE_LEASE_KEEP_ALIVE
+            | method::HEALTH_WATCH
+            | method::ELECTION_OBSERVE
     );
     if require_leader && !is_stream && ctx.raft_status.leader_id() == raft::INVALID_ID {
         send_status_only(respond, &ServerError::NoLeader.into());
@@ -101,6 +104,11 @@ pub async fn dispatch(
             | method::CLUSTER_MEMBER_REMOVE
             | method::CLUSTER_MEMBER_UPDATE
             | method::CLUSTER_MEMBER_PROMOTE
+            | method::LOCK_LOCK
+            | method::LOCK_UNLOCK
+            | method::ELECTION_CAMPAIGN
+            | method::ELECTION_PROCLAIM
+            | method::ELECTION_RESIGN
     );
     if learner_refuses && ctx.is_learner() {
         send_status_only(respond, &MembershipError::NotSupportedForLearner.into());
@@ -164,6 +172,24 @@ pub async fn dispatch(
             )
             .await
         }
+        method::LOCK_LOCK => unary(body, respond, limits, |r| ctx.clone().lock(r)).await,
+        method::LOCK_UNLOCK => unary(body, respond, limits, |r| ctx.unlock(r)).await,
+        method::ELECTION_CAMPAIGN => {
+            unary(body, respond, limits, |r| ctx.clone().campaign(r)).await
+        }
+        method::ELECTION_PROCLAIM => unary(body, respond, limits, |r| ctx.proclaim(r)).await,
+        method::ELECTION_LEADER => unary(body, respond, limits, |r| ctx.leader(r)).await,
+        method::ELECTION_OBSERVE => {
+            streaming(
+                body,
+                respond,
+                limits,
+                leader_lost(ctx, require_leader),
+                |r, s| ctx.observe(r, s),
+            )
+            .await
+        }
+        method::ELECTION_RESIGN => unary(body, respond, limits, |r| ctx.resign(r)).await,
         unknown => send_status_only(respond, &Status::unimplemented(unknown)),
     }
 }

@@ -89,6 +89,17 @@ impl Status {
         )
     }
 
+    /// etcd's lock and election services call the KV and lease APIs through an in-process
+    /// client, which turns a failed call's status into a plain error carrying only its text;
+    /// grpc-go then sends that as `Unknown` with the same message (e.g. "etcdserver: requested
+    /// lease not found" from a Lock with a missing lease). A deadline stays a deadline.
+    pub fn through_embedded_client(self) -> Status {
+        match self.code {
+            Code::DeadlineExceeded | Code::Cancelled => self,
+            _ => Status::new(Code::Unknown, self.message),
+        }
+    }
+
     /// `grpc-message` is percent-encoded: bytes outside printable ASCII, and `%`, as `%XX`.
     pub fn encoded_message(&self) -> String {
         let mut out = String::with_capacity(self.message.len());
@@ -204,6 +215,14 @@ impl From<ServerError> for Status {
                 Status::new(Code::Unavailable, "etcdserver: leader changed")
             }
             ServerError::Remote { code, message } => Status::new(Code::from_u32(code), message),
+            // The lock and election services' own errors are plain Go errors in etcd
+            // (`concurrency`, `v3election`), which grpc-go sends as Unknown.
+            ServerError::SessionExpired => Status::new(Code::Unknown, "mutex: session is expired"),
+            ServerError::ElectionNotLeader => Status::new(Code::Unknown, "election: not leader"),
+            ServerError::ElectionNoLeader => Status::new(Code::Unknown, "election: no leader"),
+            ServerError::MissingLeaderKey => {
+                Status::new(Code::Unknown, "\"leader\" field must be provided")
+            }
         }
     }
 }

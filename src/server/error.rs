@@ -32,4 +32,16 @@ pub enum ServerError {
     /// A status decided elsewhere (the leader's answer to a forwarded request).
     #[error("{message}")]
     Remote { code: u32, message: String },
+    /// A Lock's own key was gone once its turn came (its lease expired while it waited).
+    #[error("mutex: session is expired")]
+    SessionExpired,
+    /// Proclaim on a key that no longer has the leader's create revision.
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    /// Leader on an election without candidates.
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    /// Proclaim or Resign without a `leader`.
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
 }

@@ -6,16 +6,24 @@
 //! - `lease`: Lease grant/revoke through raft; keep-alive and time-to-live on the leader's
 //!   lease clock.
 //! - `maintenance`: Status.
+//! - `lock`: the Lock service (`v3lockpb.Lock`): Lock, Unlock.
+//! - `election`: the Election service (`v3electionpb.Election`): Campaign, Proclaim, Leader,
+//!   Observe, Resign.
+//! - `recipe`: what those two share, etcd's `concurrency` recipes run server-side: session
+//!   keys, waiting for older keys' deletion on an internal watcher, cleanup of abandoned keys.
 //! - `watch`: the Watch stream, on the shard's [`WatchHub`](crate::watch::WatchHub).
 //! - `health`: `grpc.health.v1.Health`.
 //! - `error`: this layer's error enum; `grpc::status` turns it into wire statuses.
 
 pub mod cluster;
+pub mod election;
 pub mod error;
 pub mod health;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
+pub mod recipe;
 pub mod watch;
 
 pub use error::ServerError;

@@ -14,12 +14,17 @@
 //! misses, repeats or reorders an event; if compaction removes the history it needs, it is
 //! cancelled with `compact_revision` set, as etcd does. Watchers that start at a past revision
 //! begin in catch-up mode.
+//!
+//! Server code that must wait on a key (the lock and election services) registers an
+//! [`InternalWatch`]: a hub stream of its own with one watcher, read directly.
 
 mod batch;
 mod hub;
+mod internal;
 mod outbox;
 mod watcher;
 
 pub use batch::EventBatch;
 pub use hub::{HubConfig, StreamId, WatchHub};
+pub use internal::InternalWatch;
 pub use outbox::Outbox;
