@@ -408,6 +408,7 @@ impl RaftGroup {
             }
             // Asked again, they are answered here.
             self.fail_forwards(|| ServerError::NotLeader);
+            self.fail_membership_forwards(|| ServerError::LeaderChanged);
         } else if self.last_role == StateRole::Leader {
             self.lessor.demote();
             self.fail_pending_membership(|| ServerError::LeaderChanged);
@@ -712,6 +713,7 @@ impl RaftGroup {
         let error = || ServerError::Stopped;
         self.fail_forwards(error);
         self.fail_pending_membership(error);
+        self.fail_membership_forwards(error);
         for ((origin, id), _, _) in std::mem::take(&mut self.leader_moves) {
             self.outgoing
                 .push((origin, Answer::Failed { id, error: error() }));

@@ -243,11 +243,13 @@ impl RaftGroup {
         for asker in pending {
             self.answer_membership(asker, refusal(error()));
         }
-        if error() == ServerError::Stopped {
-            for (origin, id) in self.membership_forwards.take_all() {
-                let error = ServerError::Stopped;
-                self.outgoing.push((origin, Answer::Failed { id, error }));
-            }
+    }
+
+    /// Fails every change this member forwarded and still waits for (it leads now, or stops).
+    pub(super) fn fail_membership_forwards(&mut self, error: fn() -> ServerError) {
+        for (origin, id) in self.membership_forwards.take_all() {
+            let error = error();
+            self.outgoing.push((origin, Answer::Failed { id, error }));
         }
     }
 
