@@ -709,6 +709,14 @@ impl RaftGroup {
         );
     }
 
+    /// Answers every one of `askers` with a failure.
+    fn fail_askers(&mut self, askers: Vec<Asker>, error: fn() -> ServerError) {
+        for (origin, id) in askers {
+            let error = error();
+            self.outgoing.push((origin, Answer::Failed { id, error }));
+        }
+    }
+
     fn fail_everything_waiting(&mut self) {
         let error = || ServerError::Stopped;
         self.fail_forwards(error);

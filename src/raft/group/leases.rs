@@ -114,10 +114,8 @@ impl RaftGroup {
 
     /// Fails every forwarded question still pending with `error`.
     pub(super) fn fail_forwards(&mut self, error: fn() -> ServerError) {
-        for (origin, id) in self.lease_forwards.take_all() {
-            let error = error();
-            self.outgoing.push((origin, Answer::Failed { id, error }));
-        }
+        let askers = self.lease_forwards.take_all();
+        self.fail_askers(askers, error);
     }
 
     /// Gives every lease this member's tracked deadline (or a full TTL) plus an election

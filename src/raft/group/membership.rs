@@ -247,10 +247,8 @@ impl RaftGroup {
 
     /// Fails every change this member forwarded and still waits for (it leads now, or stops).
     pub(super) fn fail_membership_forwards(&mut self, error: fn() -> ServerError) {
-        for (origin, id) in self.membership_forwards.take_all() {
-            let error = error();
-            self.outgoing.push((origin, Answer::Failed { id, error }));
-        }
+        let askers = self.membership_forwards.take_all();
+        self.fail_askers(askers, error);
     }
 
     pub(super) fn give_up_overdue_membership_forwards(&mut self) {
