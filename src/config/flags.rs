@@ -16,6 +16,8 @@ pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
 /// etcd's `--max-learners` default.
 const MAX_LEARNERS_DEFAULT: u64 = 1;
+/// etcd 3.4's `--snapshot-count` default: applied entries between raft snapshots.
+pub const SNAPSHOT_COUNT_DEFAULT: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -73,6 +75,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "maximum number of learner members in the cluster (default 1)",
     ),
     (
+        "snapshot-count",
+        Kind::Number,
+        "applied raft entries between snapshots that compact the log (default 100000)",
+    ),
+    (
         "max-request-bytes",
         Kind::Number,
         "maximum client request size in bytes",
@@ -120,7 +127,6 @@ const FLAGS: &[(&str, Kind, &str)] = &[
 ];
 
 const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
-    ("snapshot-count", Kind::Number),
     ("pre-vote", Kind::Bool),
     ("logger", Kind::Text),
     ("log-outputs", Kind::Text),
@@ -423,7 +429,13 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         Some(value) => parse_bool("strict-reconfig-check", value)?,
     };
     let max_learners = number(values, "max-learners", MAX_LEARNERS_DEFAULT)?;
+    // etcd takes 0 to mean its default.
+    let snapshot_count = match number(values, "snapshot-count", SNAPSHOT_COUNT_DEFAULT)? {
+        0 => SNAPSHOT_COUNT_DEFAULT,
+        count => count,
+    };
     Ok(ServerConfig {
+        snapshot_count,
         join_existing,
         cluster_id_override: None,
         strict_reconfig_check,

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub strict_reconfig_check: bool,
     /// `--max-learners`.
     pub max_learners: usize,
+    /// `--snapshot-count`: applied entries between raft snapshots.
+    pub snapshot_count: u64,
     /// `--initial-cluster-state existing`: join a running cluster (after `member add`) instead
     /// of bootstrapping one.
     pub join_existing: bool,
@@ -87,6 +89,11 @@ impl ServerConfig {
 
     pub fn wal_dir(&self) -> PathBuf {
         self.data_dir.join("member").join("wal")
+    }
+
+    /// Where raft snapshots of the applied state are kept.
+    pub fn snap_dir(&self) -> PathBuf {
+        self.data_dir.join("member").join("snap")
     }
 
     /// This member's id: etcd's `computeMemberID` over our initial advertise peer urls.

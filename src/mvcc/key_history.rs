@@ -200,6 +200,11 @@ impl KeyHistory {
         low.checked_sub(1)
     }
 
+    /// Every retained version, oldest first.
+    pub fn versions(&self) -> impl Iterator<Item = &StoredVersion> + '_ {
+        self.versions.iter()
+    }
+
     #[cfg(test)]
     pub fn revisions(&self) -> Vec<i64> {
         self.versions

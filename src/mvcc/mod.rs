@@ -62,7 +62,8 @@
 //!   versions; `key_range`: what `key`/`range_end` select;
 //! * `range`: serving a range; `apply`: dispatching writes; `write_txn`:
 //!   puts and deletes under one revision; `txn`/`compare`: transactions;
-//!   `compaction`: dropping old versions; `lease`: leases and attachments.
+//!   `compaction`: dropping old versions; `lease`: leases and attachments;
+//!   `snapshot`: the whole store to and from a raft snapshot's data.
 
 mod apply;
 mod compaction;
@@ -74,6 +75,7 @@ mod key_range;
 mod lease;
 mod range;
 mod revision;
+mod snapshot;
 mod store;
 mod txn;
 pub mod validation;
@@ -101,5 +103,6 @@ pub use error::MvccError;
 pub use key_range::KeyRange;
 pub use lease::LeaseInfo;
 pub use revision::Revision;
+pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use store::KvStore;
 pub use validation::{check_delete_range, check_put, check_range, check_txn};

@@ -15,11 +15,13 @@
 
 mod leases;
 mod membership;
+mod snapshots;
 
 use super::forwards::{Asker, Forwards};
 use super::log_store::{LogStore, LogStoreError};
 use super::peer_message::PeerMessage;
 use super::status::{RaftStatus, StatusSnapshot};
+use super::storage::GroupStorage;
 use crate::lease::Lessor;
 use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
@@ -37,8 +39,8 @@ use leases::LeaseQuestion;
 use membership::MembershipAsker;
 use prost::Message;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
-use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
+use snapshots::Snapshots;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +66,8 @@ pub enum RaftGroupError {
     UndecodableEntry { index: u64, reason: String },
     #[error("the member has been permanently removed from the cluster")]
     Removed,
+    #[error("raft snapshot: {0}")]
+    Snapshot(String),
 }
 
 /// Where the group's outgoing raft messages go (the peer transport; nowhere on one member).
@@ -74,6 +78,8 @@ pub trait RaftMessageSink {
     fn add_peer(&self, id: u64, address: std::net::SocketAddr);
     /// A member left.
     fn remove_peer(&self, id: u64);
+    /// Bytes waiting in `to`'s queue; `None` when `to` is not a known peer.
+    fn queued_bytes(&self, to: u64) -> Option<usize>;
 }
 
 /// Reads that asked for a read index, by the raft context they were issued with.
@@ -83,7 +89,7 @@ struct ReadBatch {
 }
 
 pub struct RaftGroup {
-    node: RawNode<MemStorage>,
+    node: RawNode<GroupStorage>,
     log: LogStore,
     kv: KvStore,
     incarnation: u64,
@@ -130,6 +136,9 @@ pub struct RaftGroup {
     /// Members removed from the cluster, told so whenever they still send us something, and
     /// forgotten by the transport once their deadline passes.
     removed_members: HashMap<u64, Instant>,
+    snapshots: Snapshots,
+    /// A snapshot replaced the store: watchers re-read history from this revision.
+    resync_watchers_from: Option<i64>,
 }
 
 /// What the group needs from start-up.
@@ -150,6 +159,8 @@ pub struct RaftGroupParts {
     pub inbox: LocalReceiver<ToOwner>,
     pub peers: Box<dyn RaftMessageSink>,
     pub change_rules: ChangeRules,
+    /// `--snapshot-count`.
+    pub snapshot_count: u64,
 }
 
 fn to_write_request(request: internal_request::Request) -> WriteRequest {
@@ -185,7 +196,8 @@ impl RaftGroup {
         config.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&config, parts.log.storage().clone(), &logger)?;
-        Ok(RaftGroup {
+        let snapshots = Snapshots::new(parts.snapshot_count, parts.log.storage().snapshot_index());
+        let mut group = RaftGroup {
             node,
             log: parts.log,
             kv: KvStore::new(),
@@ -221,7 +233,11 @@ impl RaftGroup {
             removed_from_cluster: false,
             removed_members: HashMap::new(),
             leader_moves: Vec::new(),
-        })
+            snapshots,
+            resync_watchers_from: None,
+        };
+        group.restore_from_snapshot_file()?;
+        Ok(group)
     }
 
     /// Runs until shutdown or a fatal error. Replays the log before serving.
@@ -264,6 +280,9 @@ impl RaftGroup {
             if let Err(error) = self.process_ready().await {
                 break Err(error);
             }
+            if let Err(error) = self.snapshot_turn().await {
+                break Err(error);
+            }
             self.mark_serving_once_caught_up();
             self.on_role_change();
             if self.removed_from_cluster {
@@ -277,6 +296,15 @@ impl RaftGroup {
         }
         self.fail_everything_waiting();
         result
+    }
+
+    /// Snapshot upkeep after each Ready: finish a written one, start the next when due, and
+    /// stream chunks to followers.
+    async fn snapshot_turn(&mut self) -> Result<(), RaftGroupError> {
+        self.finish_snapshot().await?;
+        self.maybe_start_snapshot()?;
+        self.pump_snapshots();
+        Ok(())
     }
 
     fn is_sole_voter(&self) -> bool {
@@ -356,6 +384,11 @@ impl RaftGroup {
             PeerMessage::MembershipAnswer { forward_id, answer } => {
                 self.on_membership_answer(forward_id, answer)
             }
+            PeerMessage::SnapshotChunk {
+                offset,
+                total,
+                data,
+            } => self.on_snapshot_chunk(from, offset, total, &data),
         }
     }
 
@@ -380,8 +413,12 @@ impl RaftGroup {
         }
     }
 
-    fn send_messages(&self, messages: Vec<RaftMessage>) {
+    fn send_messages(&mut self, messages: Vec<RaftMessage>) {
         for message in messages {
+            if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                self.queue_snapshot(&message);
+                continue;
+            }
             match PeerMessage::encode_raft(&message) {
                 Ok(bytes) => self.peers.send(message.to, bytes),
                 Err(error) => tracing::error!(%error, "raft message does not encode"),
@@ -468,8 +505,7 @@ impl RaftGroup {
         // A leader may send before persisting (raft thesis 10.2.1); followers' messages wait.
         self.send_messages(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            // The log is never compacted yet, so no member needs a snapshot.
-            tracing::error!("raft snapshot received, but snapshots are not supported yet");
+            self.install_snapshot(ready.snapshot().clone())?;
         }
         self.apply_entries(ready.take_committed_entries())?;
         if !ready.entries().is_empty() {
@@ -641,6 +677,7 @@ impl RaftGroup {
             self.read_view.store(Arc::new(self.kv.clone()));
             self.applied_since_publish = false;
         }
+        self.send_resync();
         if !self.turn_events.is_empty() {
             let batch = Arc::new(EventBatch::new(
                 std::mem::take(&mut self.turn_events),

@@ -84,6 +84,10 @@ impl RaftMessageSink for NoPeers {
     }
 
     fn remove_peer(&self, _id: u64) {}
+
+    fn queued_bytes(&self, _to: u64) -> Option<usize> {
+        None
+    }
 }
 
 impl RaftMessageSink for PeerTransport {
@@ -97,6 +101,10 @@ impl RaftMessageSink for PeerTransport {
 
     fn remove_peer(&self, id: u64) {
         PeerTransport::remove_peer(self, id);
+    }
+
+    fn queued_bytes(&self, to: u64) -> Option<usize> {
+        PeerTransport::queued_bytes(self, to)
     }
 }
 
@@ -416,7 +424,13 @@ async fn owner_shard(
             .map(|(id, _, _)| *id)
             .collect()
     };
-    let opened = LogStore::open(config.wal_dir(), config.wal_segment_bytes, &member_ids).await;
+    let opened = LogStore::open(
+        config.wal_dir(),
+        config.snap_dir(),
+        config.wal_segment_bytes,
+        &member_ids,
+    )
+    .await;
     let (log, summary) = match opened {
         Ok(opened) => opened,
         Err(error) => {
@@ -466,6 +480,7 @@ async fn owner_shard(
             max_learners: config.max_learners,
             strict_reconfig_check: config.strict_reconfig_check,
         },
+        snapshot_count: config.snapshot_count,
     });
     let group = match group {
         Ok(group) => group,

@@ -554,6 +554,8 @@ pub struct ClusterSpec {
     pub shards: usize,
     /// Members whose ready line [`Cluster::start`] waits for.
     pub wait_ready: Vec<usize>,
+    /// Flags every member gets (and [`Cluster::start_joiner`] passes on to joiners).
+    pub extra_args: Vec<String>,
 }
 
 impl ClusterSpec {
@@ -564,7 +566,15 @@ impl ClusterSpec {
             tokens: vec![DEFAULT_TOKEN.to_string(); size],
             shards: 1,
             wait_ready: (0..size).collect(),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// Adds flags every member (and every joiner) is started with.
+    pub fn args(mut self, args: &[&str]) -> ClusterSpec {
+        self.extra_args
+            .extend(args.iter().map(|arg| arg.to_string()));
+        self
     }
 
     /// Peer traffic goes through controllable proxies.
@@ -629,6 +639,8 @@ pub struct Cluster {
     pub members: Vec<Member>,
     proxies: Option<PeerProxies>,
     dir: tempfile::TempDir,
+    /// The spec's flags for every member, passed on to joiners.
+    common_args: Vec<String>,
 }
 
 impl Cluster {
@@ -676,7 +688,7 @@ impl Cluster {
                     log_path: dir.path().join(format!("n{}.log", i + 1)),
                     initial_cluster: initial_cluster.clone(),
                     shards: spec.shards,
-                    extra_args: Vec::new(),
+                    extra_args: spec.extra_args.clone(),
                     child: None,
                     paused: false,
                 }
@@ -700,6 +712,7 @@ impl Cluster {
             members,
             proxies,
             dir,
+            common_args: spec.extra_args.clone(),
         };
         for &i in &spec.wait_ready {
             cluster.members[i].wait_ready(0);
@@ -778,10 +791,14 @@ impl Cluster {
             log_path: self.dir.path().join(format!("{name}.log")),
             initial_cluster: initial.join(","),
             shards: 1,
-            extra_args: vec![
-                "--initial-cluster-state".to_string(),
-                "existing".to_string(),
-            ],
+            extra_args: [
+                vec![
+                    "--initial-cluster-state".to_string(),
+                    "existing".to_string(),
+                ],
+                self.common_args.clone(),
+            ]
+            .concat(),
             child: None,
             paused: false,
         };
