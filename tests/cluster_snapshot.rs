@@ -63,25 +63,15 @@ async fn write_keys_async(cluster: &Cluster, member: usize, prefix: &str, count:
     revision
 }
 
-fn wal_segments(data_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(data_dir.join("member").join("wal"))
-        .expect("wal dir")
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
-        .filter(|name| name.ends_with(".wal"))
-        .collect();
-    names.sort();
-    names
-}
-
-fn snapshot_files(data_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(data_dir.join("member").join("snap")) else {
+/// Names of the files in `data_dir/member/SUBDIR` ending in `suffix`, sorted.
+fn member_files(data_dir: &Path, subdir: &str, suffix: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("member").join(subdir)) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
-        .filter(|name| name.ends_with(".snap"))
+        .filter(|name| name.ends_with(suffix))
         .collect();
     names.sort();
     names
@@ -139,12 +129,12 @@ fn a_follower_behind_the_compacted_log_catches_up_through_a_snapshot_and_restart
     // WAL segments were released.
     wait_for_log(&cluster, leader, SNAPSHOT_TAKEN);
     let leader_dir = cluster.members[leader].data_dir.clone();
-    let snaps = snapshot_files(&leader_dir);
+    let snaps = member_files(&leader_dir, "snap", ".snap");
     assert!(
         !snaps.is_empty() && snaps.len() <= 2,
         "snapshot files: {snaps:?}"
     );
-    let segments = wal_segments(&leader_dir);
+    let segments = member_files(&leader_dir, "wal", ".wal");
     assert!(
         !segments.contains(&"0000000000000001.wal".to_string()),
         "the first WAL segment should have been released: {segments:?}"
