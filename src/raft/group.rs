@@ -15,10 +15,12 @@
 
 mod leases;
 mod membership;
+mod proposals;
 
 use super::forwards::{Asker, Forwards};
 use super::log_store::{LogStore, LogStoreError};
 use super::peer_message::PeerMessage;
+use super::proposal_tracker::ProposalTracker;
 use super::status::{RaftStatus, StatusSnapshot};
 use crate::lease::Lessor;
 use crate::membership::change::ChangeRules;
@@ -130,6 +132,8 @@ pub struct RaftGroup {
     /// Members removed from the cluster, told so whenever they still send us something, and
     /// forgotten by the transport once their deadline passes.
     removed_members: HashMap<u64, Instant>,
+    /// The shards' proposals not yet answered, with the leadership each was made under.
+    proposals: ProposalTracker,
 }
 
 /// What the group needs from start-up.
@@ -221,6 +225,11 @@ impl RaftGroup {
             removed_from_cluster: false,
             removed_members: HashMap::new(),
             leader_moves: Vec::new(),
+            proposals: ProposalTracker::new(
+                parts.member_id,
+                crate::config::request_timeout_for(parts.election_timeout),
+                Instant::now(),
+            ),
         })
     }
 
@@ -258,9 +267,11 @@ impl RaftGroup {
                 self.give_up_overdue_membership_forwards();
                 self.forget_removed_members();
                 self.settle_leader_moves();
+                self.forget_overdue_proposals();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
+            self.fail_proposals_of_past_leaderships();
             if let Err(error) = self.process_ready().await {
                 break Err(error);
             }
@@ -287,17 +298,7 @@ impl RaftGroup {
 
     fn accept(&mut self, message: ToOwner) {
         match message {
-            ToOwner::Propose { origin, id, data } => {
-                if let Err(error) = self.node.propose(Vec::new(), data.to_vec()) {
-                    tracing::debug!(%error, "proposal dropped");
-                    let error = if self.node.raft.leader_id == raft::INVALID_ID {
-                        ServerError::NoLeader
-                    } else {
-                        ServerError::Stopped
-                    };
-                    self.outgoing.push((origin, Answer::Failed { id, error }));
-                }
-            }
+            ToOwner::Propose { origin, id, data } => self.propose_for_shard(origin, id, data),
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
             ToOwner::Peer { from, data } => self.on_peer_message(from, data),
             ToOwner::LeaseKeepAlive {
@@ -669,6 +670,7 @@ impl RaftGroup {
             }
         }
         self.reads_waiting_for_apply = still_waiting;
+        self.settle_answered_proposals();
         for (origin, answer) in self.outgoing.drain(..) {
             match self.replies.get(origin) {
                 Some(sender) => {
@@ -722,6 +724,7 @@ impl RaftGroup {
         self.fail_forwards(error);
         self.fail_pending_membership(error);
         self.fail_membership_forwards(error);
+        self.fail_all_proposals(error);
         for ((origin, id), _, _) in std::mem::take(&mut self.leader_moves) {
             self.outgoing
                 .push((origin, Answer::Failed { id, error: error() }));

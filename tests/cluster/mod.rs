@@ -554,6 +554,8 @@ pub struct ClusterSpec {
     pub shards: usize,
     /// Members whose ready line [`Cluster::start`] waits for.
     pub wait_ready: Vec<usize>,
+    /// Flags every member gets on top of the harness's own (e.g. `--election-timeout`).
+    pub extra_flags: Vec<String>,
 }
 
 impl ClusterSpec {
@@ -564,7 +566,14 @@ impl ClusterSpec {
             tokens: vec![DEFAULT_TOKEN.to_string(); size],
             shards: 1,
             wait_ready: (0..size).collect(),
+            extra_flags: Vec::new(),
         }
+    }
+
+    /// Extra flags for every member.
+    pub fn flags(mut self, flags: &[&str]) -> ClusterSpec {
+        self.extra_flags = flags.iter().map(|flag| flag.to_string()).collect();
+        self
     }
 
     /// Peer traffic goes through controllable proxies.
@@ -676,7 +685,7 @@ impl Cluster {
                     log_path: dir.path().join(format!("n{}.log", i + 1)),
                     initial_cluster: initial_cluster.clone(),
                     shards: spec.shards,
-                    extra_args: Vec::new(),
+                    extra_args: spec.extra_flags.clone(),
                     child: None,
                     paused: false,
                 }

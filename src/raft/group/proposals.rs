@@ -1,0 +1,85 @@
+//! The raft group's share of its shards' writes: proposing them, and answering "etcdserver:
+//! leader changed" at once for those a past leadership took and may have lost (see
+//! [`crate::raft::proposal_tracker`]), instead of leaving their calls to the request timeout.
+
+use super::RaftGroup;
+use crate::raft::proposal_tracker::Leadership;
+use crate::server::ServerError;
+use crate::shard::message::Answer;
+use crate::shard::ShardId;
+use bytes::Bytes;
+use std::time::Instant;
+
+impl RaftGroup {
+    /// A write from shard `origin`: handed to raft (forwarded to the leader on a follower),
+    /// and remembered with the leadership it was made under.
+    pub(super) fn propose_for_shard(&mut self, origin: ShardId, id: u64, data: Bytes) {
+        if let Err(error) = self.node.propose(Vec::new(), data.to_vec()) {
+            tracing::debug!(%error, "proposal dropped");
+            let error = if self.node.raft.leader_id == raft::INVALID_ID {
+                ServerError::NoLeader
+            } else {
+                ServerError::Stopped
+            };
+            self.outgoing.push((origin, Answer::Failed { id, error }));
+            return;
+        }
+        let made_under = self.leadership();
+        if !self
+            .proposals
+            .record((origin, id), made_under, Instant::now())
+        {
+            tracing::debug!("proposal tracker full: this proposal waits for the request timeout");
+        }
+    }
+
+    fn leadership(&self) -> Leadership {
+        Leadership {
+            leader_id: self.node.raft.leader_id,
+            term: self.node.raft.term,
+        }
+    }
+
+    /// Answers "leader changed" for every proposal made under a leadership that has ended.
+    /// Runs after the turn's messages and tick were handed to raft (which is where leadership
+    /// changes), before the Ready cycle flushes the answers.
+    pub(super) fn fail_proposals_of_past_leaderships(&mut self) {
+        let current = self.leadership();
+        let ended = self.proposals.on_leadership(current);
+        if ended.is_empty() {
+            return;
+        }
+        tracing::info!(
+            proposals = ended.len(),
+            leader = format!("{:x}", current.leader_id),
+            term = current.term,
+            "leader changed: proposals made under an earlier leader answered 'leader changed'"
+        );
+        self.fail_askers(ended, || ServerError::LeaderChanged);
+    }
+
+    /// Every answer about to go out settles its proposal, if it was one.
+    pub(super) fn settle_answered_proposals(&mut self) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        for (origin, answer) in &self.outgoing {
+            self.proposals.settle((*origin, answer.id()));
+        }
+    }
+
+    /// Forgets proposals whose calls have timed out on their shards (lost without a leader
+    /// change, e.g. a dropped message): keeps the tracker's memory bounded.
+    pub(super) fn forget_overdue_proposals(&mut self) {
+        let forgotten = self.proposals.forget_overdue(Instant::now());
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "proposals past the request timeout forgotten");
+        }
+    }
+
+    /// The group stops: every proposal still waiting fails with `error`.
+    pub(super) fn fail_all_proposals(&mut self, error: fn() -> ServerError) {
+        let waiting = self.proposals.take_all();
+        self.fail_askers(waiting, error);
+    }
+}
