@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub advertise_client_urls: Vec<String>,
     /// Where raft peers connect (the first `--listen-peer-urls` entry).
     pub listen_peer_url: ClientUrl,
+    /// `--listen-peer-urls` (or `ETCD_LISTEN_PEER_URLS`) was given, rather than defaulted:
+    /// a member alone in its cluster then still listens for peers, so members can be added.
+    pub listen_peer_url_given: bool,
     pub initial_advertise_peer_urls: Vec<String>,
     pub initial_cluster: Vec<(String, Vec<String>)>,
     pub initial_cluster_token: String,

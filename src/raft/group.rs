@@ -76,6 +76,11 @@ pub trait RaftMessageSink {
     fn add_peer(&self, id: u64, address: std::net::SocketAddr);
     /// A member left.
     fn remove_peer(&self, id: u64);
+    /// Whether other members can be reached at all (false: a lone member without a peer
+    /// listener, which must not add members).
+    fn reaches_peers(&self) -> bool {
+        true
+    }
 }
 
 /// Reads that asked for a read index, by the raft context they were issued with.
@@ -590,6 +595,7 @@ impl RaftGroup {
         }
         if publish.member_id == self.own_publication.member_id {
             self.publication_proposed_at = None;
+            self.settle_publication();
         }
     }
 
@@ -617,7 +623,10 @@ impl RaftGroup {
             )),
         };
         match self.node.propose(Vec::new(), internal.encode_to_vec()) {
-            Ok(()) => self.publication_proposed_at = Some(self.node.raft.raft_log.last_index()),
+            Ok(()) => {
+                self.publication_proposed_at = Some(self.node.raft.raft_log.last_index());
+                self.track_publication();
+            }
             Err(error) => tracing::debug!(%error, "member publication not proposed yet"),
         }
     }

@@ -122,17 +122,22 @@ impl ProposalTracker {
     }
 
     /// Forgets (without answering) proposals older than the patience: their calls have timed
-    /// out on their shards. Looks at most once per [`OVERDUE_SWEEP_INTERVAL`]; returns how many.
-    pub fn forget_overdue(&mut self, now: Instant) -> usize {
-        let patience = self.patience;
+    /// out on their shards. Looks at most once per [`OVERDUE_SWEEP_INTERVAL`]; returns them.
+    pub fn forget_overdue(&mut self, now: Instant) -> Vec<Asker> {
         if now.duration_since(self.last_sweep_at) < OVERDUE_SWEEP_INTERVAL {
-            return 0;
+            return Vec::new();
         }
         self.last_sweep_at = now;
-        let before = self.waiting.len();
-        self.waiting
-            .retain(|_, tracked| now.duration_since(tracked.proposed_at) < patience);
-        before - self.waiting.len()
+        let overdue: Vec<Asker> = self
+            .waiting
+            .iter()
+            .filter(|(_, tracked)| now.duration_since(tracked.proposed_at) >= self.patience)
+            .map(|(asker, _)| *asker)
+            .collect();
+        for asker in &overdue {
+            self.waiting.remove(asker);
+        }
+        overdue
     }
 
     /// Every proposal still waiting (the group is stopping).
@@ -224,8 +229,11 @@ mod tests {
         tracker.record((0, 1), led(OTHER, 1), start);
         tracker.record((0, 2), led(OTHER, 1), start + Duration::from_secs(5));
         // Not looked at before the sweep interval has passed.
-        assert_eq!(tracker.forget_overdue(start), 0);
-        assert_eq!(tracker.forget_overdue(start + Duration::from_secs(8)), 1);
+        assert!(tracker.forget_overdue(start).is_empty());
+        assert_eq!(
+            tracker.forget_overdue(start + Duration::from_secs(8)),
+            vec![(0, 1)]
+        );
         assert_eq!(tracker.take_all(), vec![(0, 2)]);
         for id in 0..TRACKED_PROPOSALS_MAX as u64 {
             assert!(tracker.record((0, id), led(OTHER, 1), start));
