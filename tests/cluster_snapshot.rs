@@ -21,7 +21,7 @@ const SNAPSHOT_INSTALLED: &str = "snapshot from the leader installed";
 const RESTORED: &str = "state restored from snapshot";
 
 fn spec(size: usize) -> ClusterSpec {
-    ClusterSpec::new(size).args(&["--snapshot-count", "100", "--wal-segment-bytes", "65536"])
+    ClusterSpec::new(size).flags(&["--snapshot-count", "100", "--wal-segment-bytes", "65536"])
 }
 
 fn text(output: &Output) -> String {

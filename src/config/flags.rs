@@ -442,6 +442,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         max_learners: usize::try_from(max_learners)
             .map_err(|_| ConfigError("--max-learners is too large".to_string()))?,
         listen_peer_url,
+        listen_peer_url_given: values.contains_key("listen-peer-urls"),
         watch_progress_notify_interval,
         name,
         data_dir,
@@ -509,6 +510,18 @@ mod tests {
         assert_eq!(config.max_request_bytes, 1_572_864);
         assert_eq!(config.max_txn_ops, 128);
         assert_eq!(config.request_timeout().as_millis(), 7_000);
+        assert_eq!(config.listen_peer_url.original, "http://localhost:2380");
+        assert!(!config.listen_peer_url_given);
+    }
+
+    #[test]
+    fn a_given_peer_url_is_told_apart_from_the_default() {
+        let flag = run(&["--listen-peer-urls=http://127.0.0.1:2390"], &[]).expect("parses");
+        assert!(flag.listen_peer_url_given);
+        assert_eq!(flag.listen_peer_url.address.port(), 2390);
+        let env = run(&[], &[("ETCD_LISTEN_PEER_URLS", "http://127.0.0.1:2391")]).expect("parses");
+        assert!(env.listen_peer_url_given);
+        assert_eq!(env.listen_peer_url.address.port(), 2391);
     }
 
     #[test]

@@ -15,11 +15,13 @@
 
 mod leases;
 mod membership;
+mod proposals;
 mod snapshots;
 
 use super::forwards::{Asker, Forwards};
 use super::log_store::{LogStore, LogStoreError};
 use super::peer_message::PeerMessage;
+use super::proposal_tracker::ProposalTracker;
 use super::status::{RaftStatus, StatusSnapshot};
 use super::storage::GroupStorage;
 use crate::lease::Lessor;
@@ -80,6 +82,11 @@ pub trait RaftMessageSink {
     fn remove_peer(&self, id: u64);
     /// Bytes waiting in `to`'s queue; `None` when `to` is not a known peer.
     fn queued_bytes(&self, to: u64) -> Option<usize>;
+    /// Whether other members can be reached at all (false: a lone member without a peer
+    /// listener, which must not add members).
+    fn reaches_peers(&self) -> bool {
+        true
+    }
 }
 
 /// Reads that asked for a read index, by the raft context they were issued with.
@@ -139,6 +146,8 @@ pub struct RaftGroup {
     snapshots: Snapshots,
     /// A snapshot replaced the store: watchers re-read history from this revision.
     resync_watchers_from: Option<i64>,
+    /// The shards' proposals not yet answered, with the leadership each was made under.
+    proposals: ProposalTracker,
 }
 
 /// What the group needs from start-up.
@@ -235,6 +244,11 @@ impl RaftGroup {
             leader_moves: Vec::new(),
             snapshots,
             resync_watchers_from: None,
+            proposals: ProposalTracker::new(
+                parts.member_id,
+                crate::config::request_timeout_for(parts.election_timeout),
+                Instant::now(),
+            ),
         };
         group.restore_from_snapshot_file()?;
         Ok(group)
@@ -274,9 +288,11 @@ impl RaftGroup {
                 self.give_up_overdue_membership_forwards();
                 self.forget_removed_members();
                 self.settle_leader_moves();
+                self.forget_overdue_proposals();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
+            self.fail_proposals_of_past_leaderships();
             if let Err(error) = self.process_ready().await {
                 break Err(error);
             }
@@ -315,17 +331,7 @@ impl RaftGroup {
 
     fn accept(&mut self, message: ToOwner) {
         match message {
-            ToOwner::Propose { origin, id, data } => {
-                if let Err(error) = self.node.propose(Vec::new(), data.to_vec()) {
-                    tracing::debug!(%error, "proposal dropped");
-                    let error = if self.node.raft.leader_id == raft::INVALID_ID {
-                        ServerError::NoLeader
-                    } else {
-                        ServerError::Stopped
-                    };
-                    self.outgoing.push((origin, Answer::Failed { id, error }));
-                }
-            }
+            ToOwner::Propose { origin, id, data } => self.propose_for_shard(origin, id, data),
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
             ToOwner::Peer { from, data } => self.on_peer_message(from, data),
             ToOwner::LeaseKeepAlive {
@@ -625,6 +631,7 @@ impl RaftGroup {
         }
         if publish.member_id == self.own_publication.member_id {
             self.publication_proposed_at = None;
+            self.settle_publication();
         }
     }
 
@@ -652,7 +659,10 @@ impl RaftGroup {
             )),
         };
         match self.node.propose(Vec::new(), internal.encode_to_vec()) {
-            Ok(()) => self.publication_proposed_at = Some(self.node.raft.raft_log.last_index()),
+            Ok(()) => {
+                self.publication_proposed_at = Some(self.node.raft.raft_log.last_index());
+                self.track_publication();
+            }
             Err(error) => tracing::debug!(%error, "member publication not proposed yet"),
         }
     }
@@ -706,6 +716,7 @@ impl RaftGroup {
             }
         }
         self.reads_waiting_for_apply = still_waiting;
+        self.settle_answered_proposals();
         for (origin, answer) in self.outgoing.drain(..) {
             match self.replies.get(origin) {
                 Some(sender) => {
@@ -759,6 +770,7 @@ impl RaftGroup {
         self.fail_forwards(error);
         self.fail_pending_membership(error);
         self.fail_membership_forwards(error);
+        self.fail_all_proposals(error);
         for ((origin, id), _, _) in std::mem::take(&mut self.leader_moves) {
             self.outgoing
                 .push((origin, Answer::Failed { id, error: error() }));

@@ -571,7 +571,7 @@ impl ClusterSpec {
     }
 
     /// Adds flags every member (and every joiner) is started with.
-    pub fn args(mut self, args: &[&str]) -> ClusterSpec {
+    pub fn flags(mut self, args: &[&str]) -> ClusterSpec {
         self.extra_args
             .extend(args.iter().map(|arg| arg.to_string()));
         self

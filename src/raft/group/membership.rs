@@ -156,6 +156,10 @@ impl RaftGroup {
                 return;
             }
         };
+        if matches!(planned, Planned::Add(_)) && !self.peers.reaches_peers() {
+            self.answer_membership(asker, refusal(ServerError::NoPeerListener));
+            return;
+        }
         self.next_proposal_key = self.next_proposal_key.wrapping_add(1);
         let key = self.next_proposal_key;
         let proposed = match planned {
