@@ -299,8 +299,8 @@ summary() {
         cat "$OUT/meta.txt"
         echo '```'
         echo
-        echo "Latencies in ms. Each row is one run; round k of etcd ran just before round k of"
-        echo "Capstan. load: 1-minute load average before → after the run. vCPU: CPU used"
+        echo "Latencies in ms. Each row is one run; in each round the servers ran in this"
+        echo "order: ${SERVERS[*]}. load: 1-minute load average before → after the run. vCPU: CPU used"
         echo "during the run, in CPUs, by the benchmark and the six members (own) and by"
         echo "everything else on the machine (other; '-' for failover, which kills members)."
         echo
