@@ -1,0 +1,655 @@
+//! The store: open, read snapshots, and the commit protocol of the module doc, step by step.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use memmap2::Mmap;
+
+use super::error::{Result, StoreError};
+use super::freelist::{chain_pages_for, encode_chain, read_chain, FreeRuns};
+use super::io::{FileWriter, PageWriter};
+use super::meta::{self, Meta, META_SLOTS};
+use super::node::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use super::page::{page_offset_bytes, PageSource, NO_PAGE, PAGE_BYTES};
+use super::tree_read::{self, RangeIter};
+use super::tree_write::{Allocator, Op, TreeWriter};
+
+/// The file grows by at least this much at a time.
+pub const GROWTH_MIN_BYTES: u64 = 1 << 20;
+/// ... and by at most this much (plus what one commit needs).
+pub const GROWTH_MAX_BYTES: u64 = 1 << 30;
+
+/// How much to grow a file of `len_bytes` (an eighth of it, within the bounds above).
+pub fn growth_bytes(len_bytes: u64) -> u64 {
+    (len_bytes / 8).clamp(GROWTH_MIN_BYTES, GROWTH_MAX_BYTES)
+}
+
+/// Settings of one store.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {}
+
+/// What open found, beyond the state it opened.
+#[derive(Clone, Debug)]
+pub struct OpenReport {
+    /// The commit the store opened at.
+    pub txn_id: u64,
+    /// The meta slot that did not verify, if one did not (expected after a crash during the
+    /// meta write; anything else is worth an operator's look).
+    pub ignored_meta: Option<String>,
+}
+
+/// Sizes and page counts, for etcd's `dbSize` / `dbSizeInUse` and for compaction decisions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    pub txn_id: u64,
+    pub data_keys: u64,
+    /// Length of the file.
+    pub size_bytes: u64,
+    /// Bytes of pages in use: below the high-water mark and not free.
+    pub size_in_use_bytes: u64,
+    /// High-water mark of pages (meta pages included).
+    pub page_count: u64,
+    /// Free pages the next commit may reuse.
+    pub free_pages_reusable: u64,
+    /// Free pages still visible to some reader (or freed by the last commit).
+    pub free_pages_pending: u64,
+    /// Pages holding the freelist chain.
+    pub freelist_pages: u64,
+}
+
+/// One committed state: the file map it was read through and its meta.
+struct Snapshot {
+    path: Arc<PathBuf>,
+    map: Arc<Mmap>,
+    meta: Meta,
+}
+
+impl Snapshot {
+    fn source(&self) -> PageSource<'_> {
+        PageSource {
+            path: self.path.as_path(),
+            bytes: &self.map[..],
+            page_count: self.meta.page_count,
+            txn_id: self.meta.txn_id,
+        }
+    }
+}
+
+/// A read-only view of one commit. Cheap to create, `Send + Sync`; holding it keeps the pages
+/// it can reach from being reused, so do not keep one for ever.
+#[derive(Clone)]
+pub struct ReadTxn {
+    snapshot: Arc<Snapshot>,
+}
+
+impl ReadTxn {
+    /// The commit this view shows.
+    pub fn txn_id(&self) -> u64 {
+        self.snapshot.meta.txn_id
+    }
+
+    /// Number of keys in the data tree.
+    pub fn key_count(&self) -> u64 {
+        self.snapshot.meta.data_keys
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        let snapshot = &self.snapshot;
+        tree_read::get(&snapshot.source(), snapshot.meta.data_root, key)
+    }
+
+    /// Keys in `[start, end)` in ascending order (`end` `None`: no upper bound), zero-copy.
+    pub fn iter(&self, start: &[u8], end: Option<&[u8]>) -> Result<RangeIter<'_>> {
+        let snapshot = &self.snapshot;
+        RangeIter::new(snapshot.source(), snapshot.meta.data_root, start, end)
+    }
+
+    /// At most `limit` entries of `[start, end)`, copied out.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut entries = Vec::new();
+        for entry in self.iter(start, end)?.take(limit) {
+            let (key, value) = entry?;
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    /// A named meta value (such as the last applied raft index).
+    pub fn meta(&self, name: &str) -> Result<Option<&[u8]>> {
+        let snapshot = &self.snapshot;
+        tree_read::get(&snapshot.source(), snapshot.meta.meta_root, name.as_bytes())
+    }
+
+    /// A named meta value written by [`WriteBatch::set_meta_u64`]; a value of another length
+    /// is corruption.
+    pub fn meta_u64(&self, name: &str) -> Result<Option<u64>> {
+        match self.meta(name)? {
+            None => Ok(None),
+            Some(bytes) => match <[u8; 8]>::try_from(bytes) {
+                Ok(array) => Ok(Some(u64::from_le_bytes(array))),
+                Err(_) => Err(StoreError::Corruption {
+                    path: self.snapshot.path.to_path_buf(),
+                    offset_bytes: 0,
+                    detail: format!("meta value {name:?} is {} bytes, not 8", bytes.len()),
+                }),
+            },
+        }
+    }
+}
+
+/// Puts and deletes applied atomically by [`Store::commit`]; the last operation on a key wins.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    data: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    meta: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl WriteBatch {
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    fn check(key: &[u8], value: &[u8]) -> Result<()> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(StoreError::KeyTooLarge {
+                key_bytes: key.len(),
+                max_bytes: MAX_KEY_BYTES,
+            });
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(StoreError::ValueTooLarge {
+                value_bytes: value.len(),
+                max_bytes: MAX_VALUE_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        Self::check(key, value)?;
+        self.data.insert(key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        Self::check(key, &[])?;
+        self.data.insert(key.to_vec(), None);
+        Ok(())
+    }
+
+    pub fn set_meta(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        Self::check(name.as_bytes(), value)?;
+        self.meta
+            .insert(name.as_bytes().to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    pub fn set_meta_u64(&mut self, name: &str, value: u64) -> Result<()> {
+        self.set_meta(name, &value.to_le_bytes())
+    }
+
+    pub fn delete_meta(&mut self, name: &str) -> Result<()> {
+        Self::check(name.as_bytes(), &[])?;
+        self.meta.insert(name.as_bytes().to_vec(), None);
+        Ok(())
+    }
+
+    /// Operations in the batch (data and meta).
+    pub fn len(&self) -> usize {
+        self.data.len() + self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn ops(map: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Vec<Op<'_>> {
+    map.iter()
+        .map(|(key, value)| (key.as_slice(), value.as_deref()))
+        .collect()
+}
+
+/// Result of one [`Store::delete_range_step`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteRangeStep {
+    pub deleted_keys: usize,
+    /// Where the next step starts; `None` when the range is empty now.
+    pub resume_from: Option<Vec<u8>>,
+}
+
+/// Everything only the (single) writer touches.
+struct Writer {
+    page_writer: Box<dyn PageWriter>,
+    file_len_bytes: u64,
+    /// Free pages no reader can see: the next commit may overwrite them.
+    free: FreeRuns,
+    /// Pages freed by commit `txn`, reusable once no reader holds a snapshot older than `txn`.
+    pending: VecDeque<(u64, FreeRuns)>,
+    /// Pages of the durable freelist chain (freed by the next commit that rewrites it).
+    chain_pages: Vec<u64>,
+    /// Snapshots replaced by newer commits, oldest first, kept to see which are still read.
+    retained: VecDeque<Arc<Snapshot>>,
+    /// Set after any failed write or sync: the store accepts no more commits.
+    failed: Option<String>,
+}
+
+/// An open page store. Share it with `Arc`; reads on any thread, one commit at a time.
+pub struct Store {
+    path: Arc<PathBuf>,
+    file: File,
+    current: ArcSwap<Snapshot>,
+    writer: Mutex<Writer>,
+    open_report: OpenReport,
+}
+
+fn io_error(path: &Path, operation: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        path,
+        operation,
+        source,
+    }
+}
+
+/// Creates a new store file: both meta slots describe the empty store. Written to a temporary
+/// name, synced, renamed into place and the directory synced, so a crash leaves either no
+/// file or a complete one.
+fn create(path: &Path) -> Result<()> {
+    let temporary = path.with_extension("creating");
+    let file = File::create(&temporary).map_err(io_error(&temporary, "create"))?;
+    let mut writer = FileWriter::new(file);
+    let empty = Meta::empty();
+    for slot in 0..META_SLOTS {
+        writer
+            .write_at(&empty.encode(slot), page_offset_bytes(slot))
+            .map_err(io_error(&temporary, "write"))?;
+    }
+    writer
+        .sync_data()
+        .map_err(io_error(&temporary, "fdatasync"))?;
+    std::fs::rename(&temporary, path).map_err(io_error(path, "rename"))?;
+    let directory = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+    let directory = directory.unwrap_or(Path::new("."));
+    File::open(directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_error(directory, "fsync directory"))
+}
+
+fn map_file(path: &Path, file: &File) -> Result<Mmap> {
+    // SAFETY: the map is read-only and the file is only ever grown while open, never
+    // truncated, so mapped bytes stay backed. This process holds an exclusive flock, so no
+    // other cooperating process writes the file; our own writer only writes pages no live
+    // snapshot can reach (see "Free pages and readers" in the module doc), and every byte
+    // read is verified as untrusted input.
+    unsafe { memmap2::MmapOptions::new().map(file) }.map_err(io_error(path, "mmap"))
+}
+
+fn lock_exclusive(path: &Path, file: &File) -> Result<()> {
+    // SAFETY: flock on a valid, open file descriptor owned by `file`.
+    let status = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if status != 0 {
+        return Err(io_error(
+            path,
+            "flock (is another process using the store?)",
+        )(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens the store at `path`, creating an empty one if the file does not exist.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store> {
+        Store::open_with_writer(path, options, |file| Box::new(FileWriter::new(file)))
+    }
+
+    /// Opens with a custom write path (tests record or fail writes through it).
+    pub fn open_with_writer(
+        path: &Path,
+        _options: StoreOptions,
+        make_writer: impl FnOnce(File) -> Box<dyn PageWriter>,
+    ) -> Result<Store> {
+        if !path.exists() {
+            create(path)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_error(path, "open"))?;
+        lock_exclusive(path, &file)?;
+        let writer_file = file.try_clone().map_err(io_error(path, "dup"))?;
+        let file_len_bytes = file.metadata().map_err(io_error(path, "stat"))?.len();
+        let path = Arc::new(path.to_path_buf());
+        let map = Arc::new(map_file(&path, &file)?);
+        let choice = meta::choose(&path, &map[..])?;
+        let meta = choice.meta;
+        let ignored_meta = choice.ignored.map(|error| error.to_string());
+        if let Some(detail) = &ignored_meta {
+            tracing::warn!(%detail, txn_id = meta.txn_id, "page store: ignoring one meta slot");
+        }
+        if page_offset_bytes(meta.page_count) > file_len_bytes {
+            return Err(StoreError::Corruption {
+                path: path.to_path_buf(),
+                offset_bytes: page_offset_bytes(meta.slot()),
+                detail: format!(
+                    "meta says {} pages but the file has only {file_len_bytes} bytes",
+                    meta.page_count
+                ),
+            });
+        }
+        let snapshot = Snapshot {
+            path: path.clone(),
+            map,
+            meta,
+        };
+        let (free, chain_pages) = read_chain(&snapshot.source(), meta.freelist_head)?;
+        if free.total_pages() != meta.freelist_free_pages
+            || chain_pages.len() as u64 != meta.freelist_pages
+        {
+            return Err(StoreError::Corruption {
+                path: path.to_path_buf(),
+                offset_bytes: page_offset_bytes(meta.slot()),
+                detail: format!(
+                    "freelist lists {} free pages in {} pages, meta says {} in {}",
+                    free.total_pages(),
+                    chain_pages.len(),
+                    meta.freelist_free_pages,
+                    meta.freelist_pages
+                ),
+            });
+        }
+        let writer = Writer {
+            page_writer: make_writer(writer_file),
+            file_len_bytes,
+            free,
+            pending: VecDeque::new(),
+            chain_pages,
+            retained: VecDeque::new(),
+            failed: None,
+        };
+        Ok(Store {
+            path,
+            file,
+            current: ArcSwap::from_pointee(snapshot),
+            writer: Mutex::new(writer),
+            open_report: OpenReport {
+                txn_id: meta.txn_id,
+                ignored_meta,
+            },
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+
+    /// A view of the latest commit. Never waits for a commit in progress.
+    pub fn read(&self) -> ReadTxn {
+        ReadTxn {
+            snapshot: self.current.load_full(),
+        }
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock is a bug; the state it guards may be half updated.
+        self.writer
+            .lock()
+            .expect("page store writer lock poisoned by an earlier panic")
+    }
+
+    pub fn stats(&self) -> Stats {
+        let writer = self.lock_writer();
+        let meta = self.current.load().meta;
+        Stats {
+            txn_id: meta.txn_id,
+            data_keys: meta.data_keys,
+            size_bytes: writer.file_len_bytes,
+            size_in_use_bytes: page_offset_bytes(meta.page_count - meta.freelist_free_pages),
+            page_count: meta.page_count,
+            free_pages_reusable: writer.free.total_pages(),
+            free_pages_pending: writer
+                .pending
+                .iter()
+                .map(|(_, runs)| runs.total_pages())
+                .sum(),
+            freelist_pages: meta.freelist_pages,
+        }
+    }
+
+    /// Applies `batch` atomically and durably; returns the new commit's txn id (the current
+    /// one, unchanged, for an empty batch). After an I/O error the store stays failed.
+    pub fn commit(&self, batch: &WriteBatch) -> Result<u64> {
+        let mut writer = self.lock_writer();
+        if let Some(detail) = &writer.failed {
+            return Err(StoreError::Failed {
+                path: self.path.to_path_buf(),
+                detail: detail.clone(),
+            });
+        }
+        let base = self.current.load_full();
+        if batch.is_empty() {
+            return Ok(base.meta.txn_id);
+        }
+        reclaim(&mut writer, base.meta.txn_id);
+        let prepared = prepare(&writer, &base, batch)?;
+        let txn_id = prepared.meta.txn_id;
+        match self.write_durably(&mut writer, &prepared) {
+            Ok(map) => {
+                let snapshot = Snapshot {
+                    path: self.path.clone(),
+                    map: map.unwrap_or_else(|| base.map.clone()),
+                    meta: prepared.meta,
+                };
+                let replaced = self.current.swap(Arc::new(snapshot));
+                writer.retained.push_back(replaced);
+                writer.free = prepared.free;
+                writer.pending.push_back((txn_id, prepared.freed));
+                writer.chain_pages = prepared.chain_pages;
+                Ok(txn_id)
+            }
+            Err(error) => {
+                writer.failed = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// Steps 1–3 of the commit protocol. Returns a new map if the file grew.
+    fn write_durably(&self, writer: &mut Writer, prepared: &Prepared) -> Result<Option<Arc<Mmap>>> {
+        let path = self.path.as_path();
+        let needed_bytes = page_offset_bytes(prepared.meta.page_count);
+        let mut grown = false;
+        if needed_bytes > writer.file_len_bytes {
+            let new_len =
+                needed_bytes.max(writer.file_len_bytes + growth_bytes(writer.file_len_bytes));
+            let new_len = new_len.next_multiple_of(PAGE_BYTES as u64);
+            writer
+                .page_writer
+                .set_len(new_len)
+                .map_err(io_error(path, "set_len"))?;
+            writer.file_len_bytes = new_len;
+            grown = true;
+        }
+        for (first_page, bytes) in coalesce(&prepared.pages) {
+            writer
+                .page_writer
+                .write_at(&bytes, page_offset_bytes(first_page))
+                .map_err(io_error(path, "write pages"))?;
+        }
+        writer
+            .page_writer
+            .sync_data()
+            .map_err(io_error(path, "fdatasync pages"))?;
+        let slot = prepared.meta.slot();
+        writer
+            .page_writer
+            .write_at(&prepared.meta.encode(slot), page_offset_bytes(slot))
+            .map_err(io_error(path, "write meta"))?;
+        writer
+            .page_writer
+            .sync_data()
+            .map_err(io_error(path, "fdatasync meta"))?;
+        if grown {
+            return Ok(Some(Arc::new(map_file(path, &self.file)?)));
+        }
+        Ok(None)
+    }
+
+    /// Deletes at most `max_keys` keys of `[start, end)` in one commit. Call again from
+    /// `resume_from` until it is `None`; each step is bounded, so writers never wait long.
+    pub fn delete_range_step(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        max_keys: usize,
+    ) -> Result<DeleteRangeStep> {
+        assert!(
+            max_keys > 0,
+            "a delete step must be allowed to delete something"
+        );
+        let read = self.read();
+        let mut batch = WriteBatch::new();
+        let mut resume_from = None;
+        for entry in read.iter(start, end)? {
+            let (key, _) = entry?;
+            if batch.len() == max_keys {
+                resume_from = Some(key.to_vec());
+                break;
+            }
+            batch.delete(key)?;
+        }
+        let deleted_keys = batch.len();
+        drop(read);
+        self.commit(&batch)?;
+        Ok(DeleteRangeStep {
+            deleted_keys,
+            resume_from,
+        })
+    }
+}
+
+/// Moves pending frees no live reader can see any more into the reusable set.
+fn reclaim(writer: &mut Writer, current_txn: u64) {
+    // A replaced snapshot is unreachable for new readers; if only we hold it, nobody reads it.
+    writer
+        .retained
+        .retain(|snapshot| Arc::strong_count(snapshot) > 1);
+    let oldest_read = writer
+        .retained
+        .front()
+        .map_or(current_txn, |s| s.meta.txn_id);
+    // Pages freed by commit F were last visible in snapshot F-1.
+    while writer
+        .pending
+        .front()
+        .is_some_and(|(freed_by, _)| *freed_by <= oldest_read)
+    {
+        if let Some((_, runs)) = writer.pending.pop_front() {
+            writer.free.insert_all(&runs);
+        }
+    }
+}
+
+/// A commit built in memory, not yet written.
+struct Prepared {
+    meta: Meta,
+    /// Sealed pages to write, sorted by page id.
+    pages: Vec<(u64, Vec<u8>)>,
+    /// Reusable free pages after this commit.
+    free: FreeRuns,
+    /// Pages this commit frees (pending until readers of older snapshots are gone).
+    freed: FreeRuns,
+    chain_pages: Vec<u64>,
+}
+
+/// Step 1 of the commit protocol: the new trees, freelist and meta, in memory.
+fn prepare(writer: &Writer, base: &Snapshot, batch: &WriteBatch) -> Result<Prepared> {
+    let txn_id = base.meta.txn_id + 1;
+    let alloc = Allocator {
+        free: writer.free.clone(),
+        page_count: base.meta.page_count,
+    };
+    let mut tree = TreeWriter::new(base.source(), txn_id, alloc);
+    let data_root = tree.apply(base.meta.data_root, &ops(&batch.data))?;
+    let data_keys = base.meta.data_keys.checked_add_signed(tree.key_delta);
+    let data_keys = data_keys.ok_or_else(|| StoreError::Corruption {
+        path: base.path.to_path_buf(),
+        offset_bytes: page_offset_bytes(base.meta.slot()),
+        detail: format!(
+            "key count {} cannot change by {}",
+            base.meta.data_keys, tree.key_delta
+        ),
+    })?;
+    let meta_root = tree.apply(base.meta.meta_root, &ops(&batch.meta))?;
+    let (mut alloc, mut freed, mut pages) = tree.into_pages();
+    for &page_id in &writer.chain_pages {
+        freed.insert(page_id, 1);
+    }
+    // Give back free pages at the top of the file.
+    while let Some((start, _)) = alloc.free.take_run_ending_at(alloc.page_count) {
+        alloc.page_count = start;
+    }
+    // Everything free on disk after this commit: reusable, pending, and freed now.
+    let mut listed = FreeRuns::default();
+    for (_, runs) in &writer.pending {
+        listed.insert_all(runs);
+    }
+    listed.insert_all(&freed);
+    let mut chain_pages = Vec::new();
+    let persisted = loop {
+        let mut persisted = listed.clone();
+        persisted.insert_all(&alloc.free);
+        if chain_pages.len() >= chain_pages_for(persisted.run_count()) {
+            break persisted;
+        }
+        // Taking a page from the front of a run never adds a run, so this ends.
+        chain_pages.push(alloc.allocate(1));
+    };
+    pages.extend(encode_chain(&persisted, &chain_pages, txn_id));
+    pages.sort_by_key(|(page_id, _)| *page_id);
+    let meta = Meta {
+        txn_id,
+        page_count: alloc.page_count,
+        data_root,
+        data_keys,
+        meta_root,
+        freelist_head: chain_pages.first().copied().unwrap_or(NO_PAGE),
+        freelist_free_pages: persisted.total_pages(),
+        freelist_pages: chain_pages.len() as u64,
+    };
+    Ok(Prepared {
+        meta,
+        pages,
+        free: alloc.free,
+        freed,
+        chain_pages,
+    })
+}
+
+/// Joins pages with consecutive ids into single writes.
+fn coalesce(pages: &[(u64, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
+    let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (page_id, bytes) in pages {
+        match writes.last_mut() {
+            Some((first, joined)) if *first + (joined.len() / PAGE_BYTES) as u64 == *page_id => {
+                joined.extend_from_slice(bytes);
+            }
+            _ => writes.push((*page_id, bytes.clone())),
+        }
+    }
+    writes
+}
