@@ -653,3 +653,22 @@ fn coalesce(pages: &[(u64, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
     }
     writes
 }
+
+#[cfg(test)]
+impl Store {
+    /// The meta of the latest commit.
+    pub(crate) fn current_meta(&self) -> Meta {
+        self.current.load().meta
+    }
+
+    /// Checks the whole file against the invariants of the format (see `tests::invariants`).
+    pub(crate) fn check_invariants(&self) -> std::result::Result<(), String> {
+        let writer = self.lock_writer();
+        let snapshot = self.current.load_full();
+        let mut free = writer.free.clone();
+        for (_, runs) in &writer.pending {
+            free.insert_all(runs);
+        }
+        super::tests::invariants::check(&snapshot.source(), &snapshot.meta, &free)
+    }
+}

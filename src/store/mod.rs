@@ -76,7 +76,9 @@
 //!
 //! Branch cell: `child u64 | key_len u16 | key`. Child `i` holds keys `>= key_i` and
 //! `< key_{i+1}`; the key of cell 0 is not used for routing (child 0 takes everything below
-//! `key_1`). Every child of a branch has the same height.
+//! `key_1`) and is written empty, except in a branch split off to the right of another, where
+//! it repeats that branch's separator in the parent. Keys are strictly ascending (binary search
+//! depends on it). Every child of a branch has the same height.
 //!
 //! Leaf cell: `key_len u16 | kind u8 | value_len u32 | key | value`, where `kind` 0 stores the
 //! value inline and `kind` 1 stores `first_page u64` of an overflow run instead. A value is

@@ -292,11 +292,16 @@ impl<'a> RawNode<'a> {
         let value_at = start + LEAF_CELL_FIXED_BYTES + key_len;
         let value = match kind {
             KIND_INLINE => RawValue::Inline(self.slice(value_at, value_len as usize)?),
-            KIND_OVERFLOW => RawValue::Overflow {
+            KIND_OVERFLOW if value_len as usize <= MAX_VALUE_BYTES => RawValue::Overflow {
                 first_page: self.field(value_at, le_u64(self.bytes, value_at))?,
                 value_len,
             },
-            other => return Err(self.corrupt(start, format!("unknown value kind {other}"))),
+            other => {
+                return Err(self.corrupt(
+                    start,
+                    format!("bad value kind {other} or length {value_len}"),
+                ))
+            }
         };
         Ok((key, value))
     }

@@ -14,8 +14,8 @@ use super::error::Result;
 use super::freelist::FreeRuns;
 use super::node::{fits_inline, BranchCell, LeafCell, Node, Value, BODY_BYTES, MIN_FILL_BYTES};
 use super::page::{
-    overflow_pages, page_offset_bytes, seal, write_header, PageSource, PageType, NO_PAGE,
-    OVERFLOW_DATA_OFFSET, PAGE_BYTES,
+    overflow_pages, page_offset_bytes, seal, write_header, PageSource, PageType, FIRST_TREE_PAGE,
+    NO_PAGE, OVERFLOW_DATA_OFFSET, PAGE_BYTES,
 };
 use super::tree_read::MAX_TREE_DEPTH;
 
@@ -152,7 +152,11 @@ impl<'a> TreeWriter<'a> {
     }
 
     fn free_page(&mut self, page_id: u64, pages: u64) -> Result<()> {
-        if self.freed.try_insert(page_id, pages) {
+        let inside = page_id >= FIRST_TREE_PAGE
+            && page_id
+                .checked_add(pages)
+                .is_some_and(|end| end <= self.source.page_count);
+        if inside && self.freed.try_insert(page_id, pages) {
             Ok(())
         } else {
             Err(self.source.corruption(
@@ -241,6 +245,9 @@ impl<'a> TreeWriter<'a> {
                         child,
                     });
                 }
+                // Child 0 takes everything below key 1, so its key is only a stale lower
+                // bound; clear it, or a later split of child 0 could put a smaller key after it.
+                cells[0].key.clear();
                 Ok(split(Node::Branch(cells)))
             }
         }
