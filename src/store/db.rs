@@ -559,7 +559,11 @@ fn reclaim(writer: &mut Writer, current_txn: u64) {
         .is_some_and(|(freed_by, _)| *freed_by <= oldest_read)
     {
         if let Some((_, runs)) = writer.pending.pop_front() {
-            writer.free.insert_all(&runs);
+            // `prepare` checked, when it listed them, that these runs and `free` are disjoint.
+            writer
+                .free
+                .try_insert_all(&runs)
+                .expect("pending and free pages overlap");
         }
     }
 }
@@ -596,8 +600,15 @@ fn prepare(writer: &Writer, base: &Snapshot, batch: &WriteBatch) -> Result<Prepa
     })?;
     let meta_root = tree.apply(base.meta.meta_root, &ops(&batch.meta))?;
     let (mut alloc, mut freed, mut pages) = tree.into_pages();
+    let overlap = |(start, pages): (u64, u64)| StoreError::Corruption {
+        path: base.path.to_path_buf(),
+        offset_bytes: page_offset_bytes(start),
+        detail: format!("pages {start}+{pages} are both in use and free"),
+    };
     for &page_id in &writer.chain_pages {
-        freed.insert(page_id, 1);
+        if !freed.try_insert(page_id, 1) {
+            return Err(overlap((page_id, 1)));
+        }
     }
     // Give back free pages at the top of the file.
     while let Some((start, _)) = alloc.free.take_run_ending_at(alloc.page_count) {
@@ -606,13 +617,13 @@ fn prepare(writer: &Writer, base: &Snapshot, batch: &WriteBatch) -> Result<Prepa
     // Everything free on disk after this commit: reusable, pending, and freed now.
     let mut listed = FreeRuns::default();
     for (_, runs) in &writer.pending {
-        listed.insert_all(runs);
+        listed.try_insert_all(runs).map_err(overlap)?;
     }
-    listed.insert_all(&freed);
+    listed.try_insert_all(&freed).map_err(overlap)?;
     let mut chain_pages = Vec::new();
     let persisted = loop {
         let mut persisted = listed.clone();
-        persisted.insert_all(&alloc.free);
+        persisted.try_insert_all(&alloc.free).map_err(overlap)?;
         if chain_pages.len() >= chain_pages_for(persisted.run_count()) {
             break persisted;
         }
@@ -667,7 +678,8 @@ impl Store {
         let snapshot = self.current.load_full();
         let mut free = writer.free.clone();
         for (_, runs) in &writer.pending {
-            free.insert_all(runs);
+            free.try_insert_all(runs)
+                .expect("pending and free pages overlap");
         }
         super::tests::invariants::check(&snapshot.source(), &snapshot.meta, &free)
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::error::Result;
+use super::error::Result as StoreResult;
 use super::page::{
     le_u64, page_offset_bytes, seal, write_header, PageSource, PageType, FIRST_TREE_PAGE,
     HEADER_BYTES, NO_PAGE, PAGE_BYTES,
@@ -34,7 +34,7 @@ impl FreeRuns {
         self.runs.iter().map(|(&start, &pages)| (start, pages))
     }
 
-    fn overlaps(&self, start: u64, pages: u64) -> bool {
+    pub fn overlaps(&self, start: u64, pages: u64) -> bool {
         let before = self.runs.range(..=start).next_back();
         let after = self.runs.range(start..).next();
         before.is_some_and(|(&s, &n)| s + n > start)
@@ -74,10 +74,15 @@ impl FreeRuns {
         );
     }
 
-    pub fn insert_all(&mut self, other: &FreeRuns) {
+    /// Adds every run of `other`; `Err(run)` at the first run already (partly) free, which
+    /// means a page was both free and in use: corruption of the file, not a bug here.
+    pub fn try_insert_all(&mut self, other: &FreeRuns) -> Result<(), (u64, u64)> {
         for (start, pages) in other.runs() {
-            self.insert(start, pages);
+            if !self.try_insert(start, pages) {
+                return Err((start, pages));
+            }
         }
+        Ok(())
     }
 
     /// Takes `pages` contiguous pages from the lowest run long enough (first fit).
@@ -140,7 +145,7 @@ pub fn encode_chain(runs: &FreeRuns, chain: &[u64], txn_id: u64) -> Vec<(u64, Ve
 
 /// Reads the chain starting at `head`: the free runs it lists and the chain's own pages.
 /// Every run must lie inside the snapshot's pages and not overlap another.
-pub fn read_chain(source: &PageSource<'_>, head: u64) -> Result<(FreeRuns, Vec<u64>)> {
+pub fn read_chain(source: &PageSource<'_>, head: u64) -> StoreResult<(FreeRuns, Vec<u64>)> {
     let mut runs = FreeRuns::default();
     let mut chain = Vec::new();
     let mut page_id = head;
@@ -173,6 +178,15 @@ pub fn read_chain(source: &PageSource<'_>, head: u64) -> Result<(FreeRuns, Vec<u
         }
         chain.push(page_id);
         page_id = le_u64(buf, NEXT_OFFSET).unwrap_or(NO_PAGE);
+    }
+    let mut chain_set = FreeRuns::default();
+    for &page in &chain {
+        if !chain_set.try_insert(page, 1) || runs.overlaps(page, 1) {
+            return Err(source.corruption(
+                page_offset_bytes(page),
+                "freelist page is listed as free or twice in the chain",
+            ));
+        }
     }
     Ok((runs, chain))
 }

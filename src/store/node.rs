@@ -267,12 +267,21 @@ impl<'a> RawNode<'a> {
     pub fn key(&self, index: usize) -> Result<&'a [u8]> {
         let start = self.cell_start(index)?;
         if self.is_leaf {
-            let key_len = self.field(start, le_u16(self.bytes, start))? as usize;
+            let key_len = self.key_len(start)?;
             self.slice(start + LEAF_CELL_FIXED_BYTES, key_len)
         } else {
-            let key_len = self.field(start, le_u16(self.bytes, start + 8))? as usize;
+            let key_len = self.key_len(start + 8)?;
             self.slice(start + BRANCH_CELL_FIXED_BYTES, key_len)
         }
+    }
+
+    /// Keys longer than [`MAX_KEY_BYTES`] are never written; such a length is corruption.
+    fn key_len(&self, at: usize) -> Result<usize> {
+        let key_len = self.field(at, le_u16(self.bytes, at))? as usize;
+        if key_len > MAX_KEY_BYTES {
+            return Err(self.corrupt(at, format!("key length {key_len}")));
+        }
+        Ok(key_len)
     }
 
     pub fn branch_cell(&self, index: usize) -> Result<(&'a [u8], u64)> {
@@ -285,13 +294,15 @@ impl<'a> RawNode<'a> {
     pub fn leaf_cell(&self, index: usize) -> Result<(&'a [u8], RawValue<'a>)> {
         assert!(self.is_leaf);
         let start = self.cell_start(index)?;
-        let key_len = self.field(start, le_u16(self.bytes, start))? as usize;
+        let key_len = self.key_len(start)?;
         let kind = self.field(start, self.bytes.get(start + 2).copied())?;
         let value_len = self.field(start, le_u32(self.bytes, start + 3))?;
         let key = self.slice(start + LEAF_CELL_FIXED_BYTES, key_len)?;
         let value_at = start + LEAF_CELL_FIXED_BYTES + key_len;
         let value = match kind {
-            KIND_INLINE => RawValue::Inline(self.slice(value_at, value_len as usize)?),
+            KIND_INLINE if fits_inline(key_len, value_len as usize) => {
+                RawValue::Inline(self.slice(value_at, value_len as usize)?)
+            }
             KIND_OVERFLOW if value_len as usize <= MAX_VALUE_BYTES => RawValue::Overflow {
                 first_page: self.field(value_at, le_u64(self.bytes, value_at))?,
                 value_len,

@@ -16,6 +16,8 @@ use crate::store::page::{le_u64, PAGE_BYTES};
 use crate::store::{FileWriter, Store, StoreOptions, WriteBatch};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// State after each commit: txn id -> (data, applied_index).
+type States = BTreeMap<u64, (Model, Option<u64>)>;
 
 const SECTOR_BYTES: usize = 512;
 const COMMITS: usize = 14;
@@ -30,7 +32,7 @@ enum Fate {
 
 /// Runs the workload; returns the file's bytes before it, the recorded calls, and the state
 /// after every commit (txn id -> data, applied_index).
-fn record_workload(seed: u64, path: &std::path::Path) -> (Vec<u8>, Vec<Event>, BTreeMap<u64, (Model, Option<u64>)>) {
+fn record_workload(seed: u64, path: &std::path::Path) -> (Vec<u8>, Vec<Event>, States) {
     drop(open_fast(path)); // creates the file
     let initial = std::fs::read(path).expect("read initial image");
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -54,13 +56,19 @@ fn record_workload(seed: u64, path: &std::path::Path) -> (Vec<u8>, Vec<Event>, B
                 batch.delete(&key).expect("delete");
                 model.remove(&key);
             } else {
-                let len = if rng.gen_ratio(1, 15) { rng.gen_range(5_000..400_000) } else { rng.gen_range(0..300) };
+                let len = if rng.gen_ratio(1, 15) {
+                    rng.gen_range(5_000..400_000)
+                } else {
+                    rng.gen_range(0..300)
+                };
                 let value = vec![rng.gen::<u8>(); len];
                 batch.put(&key, &value).expect("put");
                 model.insert(key, value);
             }
         }
-        batch.set_meta_u64("applied_index", commit as u64 + 100).expect("meta");
+        batch
+            .set_meta_u64("applied_index", commit as u64 + 100)
+            .expect("meta");
         let txn_id = store.commit(&batch).expect("commit");
         states.insert(txn_id, (model.clone(), Some(commit as u64 + 100)));
     }
@@ -73,7 +81,13 @@ fn apply(image: &mut Vec<u8>, event: &Event, fate: Fate, rng: &mut StdRng) {
     match (event, fate) {
         (_, Fate::Lost) | (Event::Sync, _) => {}
         (Event::SetLen(len), _) => image.resize(*len as usize, 0),
-        (Event::Write { offset_bytes, bytes }, fate) => {
+        (
+            Event::Write {
+                offset_bytes,
+                bytes,
+            },
+            fate,
+        ) => {
             let start = *offset_bytes as usize;
             if image.len() < start + bytes.len() {
                 image.resize(start + bytes.len(), 0);
@@ -91,7 +105,10 @@ fn apply(image: &mut Vec<u8>, event: &Event, fate: Fate, rng: &mut StdRng) {
 /// The txn id of a meta page write, if `event` is one.
 fn meta_txn(event: &Event) -> Option<u64> {
     match event {
-        Event::Write { offset_bytes, bytes } if *offset_bytes < 2 * PAGE_BYTES as u64 => {
+        Event::Write {
+            offset_bytes,
+            bytes,
+        } if *offset_bytes < 2 * PAGE_BYTES as u64 => {
             assert_eq!(bytes.len(), PAGE_BYTES, "meta pages are written alone");
             le_u64(bytes, 16)
         }
@@ -102,7 +119,7 @@ fn meta_txn(event: &Event) -> Option<u64> {
 fn check_image(
     image: &[u8],
     dir: &std::path::Path,
-    states: &BTreeMap<u64, (Model, Option<u64>)>,
+    states: &States,
     txn_range: (u64, u64),
     context: &str,
 ) {
@@ -121,16 +138,27 @@ fn check_image(
         .expect("iter")
         .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("entry"))
         .collect();
-    assert!(&all == model, "{context}: contents differ from commit {txn_id}");
-    assert_eq!(&read.meta_u64("applied_index").expect("meta"), applied, "{context}");
-    store.check_invariants().unwrap_or_else(|e| panic!("{context}: {e}"));
+    assert!(
+        &all == model,
+        "{context}: contents differ from commit {txn_id}"
+    );
+    assert_eq!(
+        &read.meta_u64("applied_index").expect("meta"),
+        applied,
+        "{context}"
+    );
+    store
+        .check_invariants()
+        .unwrap_or_else(|e| panic!("{context}: {e}"));
     drop(read);
     // The crashed store must take new commits.
     let mut batch = WriteBatch::new();
     batch.put(b"after-crash", &[1u8; 3000]).expect("put");
     batch.delete(b"key/0001").expect("delete");
     store.commit(&batch).expect("commit after crash");
-    store.check_invariants().unwrap_or_else(|e| panic!("{context} after a commit: {e}"));
+    store
+        .check_invariants()
+        .unwrap_or_else(|e| panic!("{context} after a commit: {e}"));
     drop(store);
     std::fs::remove_file(&path).expect("remove image");
 }
@@ -145,8 +173,16 @@ fn run_seed(seed: u64) {
             .iter()
             .rposition(|event| matches!(event, Event::Sync))
             .map_or(0, |at| at + 1);
-        let lowest = events[..durable].iter().filter_map(meta_txn).max().unwrap_or(0);
-        let highest = events[..prefix].iter().filter_map(meta_txn).max().unwrap_or(0);
+        let lowest = events[..durable]
+            .iter()
+            .filter_map(meta_txn)
+            .max()
+            .unwrap_or(0);
+        let highest = events[..prefix]
+            .iter()
+            .filter_map(meta_txn)
+            .max()
+            .unwrap_or(0);
         let mut fates: Vec<Option<Fate>> = vec![Some(Fate::Applied), Some(Fate::Lost)];
         fates.extend(std::iter::repeat_n(None, RANDOM_FATES_PER_PREFIX));
         for (variant, fixed) in fates.into_iter().enumerate() {
@@ -162,7 +198,10 @@ fn run_seed(seed: u64) {
                 });
                 apply(&mut image, event, fate, &mut rng);
             }
-            let context = format!("seed {seed} prefix {prefix}/{} variant {variant}", events.len());
+            let context = format!(
+                "seed {seed} prefix {prefix}/{} variant {variant}",
+                events.len()
+            );
             check_image(&image, dir.path(), &states, (lowest, highest), &context);
             checked += 1;
         }

@@ -50,12 +50,11 @@ fn walk(
         }
         previous = Some(key);
         let routed = !node.is_leaf && index == 0;
-        if !routed {
-            if lower.is_some_and(|l| key < l) || upper.is_some_and(|u| key >= u) {
-                return Err(format!(
-                    "page {page_id}: key {index} outside its parent's range"
-                ));
-            }
+        let outside = lower.is_some_and(|l| key < l) || upper.is_some_and(|u| key >= u);
+        if !routed && outside {
+            return Err(format!(
+                "page {page_id}: key {index} outside its parent's range"
+            ));
         }
     }
     if node.is_leaf {
