@@ -147,6 +147,19 @@
 //! map with the next snapshot. Writes use `write_at` on the same file (not `O_DIRECT`), so the
 //! map sees them through the shared page cache. A future `O_DIRECT`/io_uring write path must
 //! keep that coherence (or read through its own page cache).
+//!
+//! ## Limits of this first cut
+//!
+//! - [`Store::commit`] is synchronous: `pwrite` and two `fdatasync`s on the calling thread. On
+//!   a glommio reactor it belongs behind a DMA-file [`PageWriter`] with an async commit, or on
+//!   a blocking thread.
+//! - The freelist chain is rewritten whole by every commit: cost grows with the number of free
+//!   *runs* (not pages). A heavily fragmented 100 GiB file wants an incremental freelist.
+//! - The file never shrinks while open. Free pages at the top lower `page_count` (and so
+//!   `size_in_use_bytes`) at once, but `size_bytes` only drops when a defrag copies the live
+//!   pages into a new file.
+//! - Each page visit checksums 4 KiB again; a per-map "verified" bitmap could skip repeats.
+//! - A [`WriteBatch`] does not read its own writes; reads see the last commit.
 
 pub mod db;
 pub mod error;

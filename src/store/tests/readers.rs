@@ -172,3 +172,10 @@ fn failed_write_leaves_the_store_failed_and_the_file_at_the_last_commit() {
     }
     assert!(reached_commit, "20 calls are enough for one commit");
 }
+
+#[test]
+fn store_and_read_views_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    send_sync::<crate::store::ReadTxn>();
+}
