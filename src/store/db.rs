@@ -123,6 +123,12 @@ impl ReadTxn {
         Ok(entries)
     }
 
+    /// All named meta values, in name order.
+    pub fn meta_iter(&self) -> Result<RangeIter<'_>> {
+        let snapshot = &self.snapshot;
+        RangeIter::new(snapshot.source(), snapshot.meta.meta_root, b"", None)
+    }
+
     /// A named meta value (such as the last applied raft index).
     pub fn meta(&self, name: &str) -> Result<Option<&[u8]>> {
         let snapshot = &self.snapshot;
@@ -219,6 +225,21 @@ fn ops(map: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Vec<Op<'_>> {
         .collect()
 }
 
+/// Result of [`Store::defragment`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefragReport {
+    pub size_bytes_before: u64,
+    pub size_bytes_after: u64,
+    /// Batches committed during the copy and replayed onto it.
+    pub replayed_batches: usize,
+}
+
+/// Once no more than this many batches wait to be replayed, the last ones are replayed with
+/// commits held back, and the file is switched.
+pub const DEFRAG_FINAL_BATCHES_MAX: usize = 64;
+/// Replay rounds without holding commits back before the last round holds them regardless.
+pub const DEFRAG_CATCH_UP_ROUNDS_MAX: usize = 16;
+
 /// Result of one [`Store::delete_range_step`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteRangeStep {
@@ -229,6 +250,8 @@ pub struct DeleteRangeStep {
 
 /// Everything only the (single) writer touches.
 struct Writer {
+    /// The store's file, for mapping it again after it grows; it holds the flock.
+    file: File,
     page_writer: Box<dyn PageWriter>,
     file_len_bytes: u64,
     /// Free pages no reader can see: the next commit may overwrite them.
@@ -241,14 +264,28 @@ struct Writer {
     retained: VecDeque<Arc<Snapshot>>,
     /// Set after any failed write or sync: the store accepts no more commits.
     failed: Option<String>,
+    /// While a defrag copies a snapshot, every later committed batch, to replay on the copy.
+    defrag_log: Option<Vec<WriteBatch>>,
 }
+
+/// A test failpoint run during a defrag.
+#[cfg(test)]
+pub(crate) type DefragHook = Box<dyn FnOnce(&Store) + Send>;
+
+/// Makes the write path for a store file (kept so a defragmented file gets the same kind).
+pub type MakeWriter = Arc<dyn Fn(File) -> Box<dyn PageWriter> + Send + Sync>;
 
 /// An open page store. Share it with `Arc`; reads on any thread, one commit at a time.
 pub struct Store {
     path: Arc<PathBuf>,
-    file: File,
+    make_writer: MakeWriter,
     current: ArcSwap<Snapshot>,
     writer: Mutex<Writer>,
+    /// Held for the whole of a defrag: one at a time.
+    defrag_lock: Mutex<()>,
+    /// Test failpoint: runs once a defrag's copy is written, before the catch-up.
+    #[cfg(test)]
+    pub(crate) after_defrag_copy: Mutex<Option<DefragHook>>,
     open_report: OpenReport,
 }
 
@@ -315,9 +352,13 @@ impl Store {
     /// Opens with a custom write path (tests record or fail writes through it).
     pub fn open_with_writer(
         path: &Path,
-        _options: StoreOptions,
-        make_writer: impl FnOnce(File) -> Box<dyn PageWriter>,
+        options: StoreOptions,
+        make_writer: impl Fn(File) -> Box<dyn PageWriter> + Send + Sync + 'static,
     ) -> Result<Store> {
+        Store::open_with(path, options, Arc::new(make_writer))
+    }
+
+    fn open_with(path: &Path, _options: StoreOptions, make_writer: MakeWriter) -> Result<Store> {
         if !path.exists() {
             create(path)?;
         }
@@ -369,6 +410,7 @@ impl Store {
             });
         }
         let writer = Writer {
+            file,
             page_writer: make_writer(writer_file),
             file_len_bytes,
             free,
@@ -376,12 +418,16 @@ impl Store {
             chain_pages,
             retained: VecDeque::new(),
             failed: None,
+            defrag_log: None,
         };
         Ok(Store {
             path,
-            file,
+            make_writer,
             current: ArcSwap::from_pointee(snapshot),
             writer: Mutex::new(writer),
+            defrag_lock: Mutex::new(()),
+            #[cfg(test)]
+            after_defrag_copy: Mutex::new(None),
             open_report: OpenReport {
                 txn_id: meta.txn_id,
                 ignored_meta,
@@ -434,12 +480,7 @@ impl Store {
     /// one, unchanged, for an empty batch). After an I/O error the store stays failed.
     pub fn commit(&self, batch: &WriteBatch) -> Result<u64> {
         let mut writer = self.lock_writer();
-        if let Some(detail) = &writer.failed {
-            return Err(StoreError::Failed {
-                path: self.path.to_path_buf(),
-                detail: detail.clone(),
-            });
-        }
+        self.check_not_failed(&writer)?;
         let base = self.current.load_full();
         if batch.is_empty() {
             return Ok(base.meta.txn_id);
@@ -459,6 +500,9 @@ impl Store {
                 writer.free = prepared.free;
                 writer.pending.push_back((txn_id, prepared.freed));
                 writer.chain_pages = prepared.chain_pages;
+                if let Some(log) = writer.defrag_log.as_mut() {
+                    log.push(batch.clone());
+                }
                 Ok(txn_id)
             }
             Err(error) => {
@@ -504,7 +548,7 @@ impl Store {
             .sync_data()
             .map_err(io_error(path, "fdatasync meta"))?;
         if grown {
-            return Ok(Some(Arc::new(map_file(path, &self.file)?)));
+            return Ok(Some(Arc::new(map_file(path, &writer.file)?)));
         }
         Ok(None)
     }
@@ -539,6 +583,117 @@ impl Store {
             deleted_keys,
             resume_from,
         })
+    }
+}
+
+impl Store {
+    /// Online defrag: copies the live pages of a snapshot into a new file, replays the batches
+    /// committed meanwhile, and switches to the new file. Reads and commits go on throughout;
+    /// commits wait only for the last few replayed batches and the rename. Readers of older
+    /// snapshots keep reading the old file (its map keeps it alive after the rename).
+    ///
+    /// Crash safety: the copy is complete and synced before `rename` puts it in place
+    /// (followed by a directory sync); a crash before the rename leaves the original file and
+    /// a stale `.defrag` file, which the next defrag removes.
+    pub fn defragment(&self) -> Result<DefragReport> {
+        let _one_at_a_time = self.defrag_lock.lock().expect("defrag lock poisoned");
+        let temporary = self.path.with_extension("defrag");
+        match std::fs::remove_file(&temporary) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error(&temporary, "remove stale defrag file")(error)),
+        }
+        let size_bytes_before = self.stats().size_bytes;
+        let snapshot = {
+            let mut writer = self.lock_writer();
+            self.check_not_failed(&writer)?;
+            writer.defrag_log = Some(Vec::new());
+            self.read()
+        };
+        let result = self.defragment_from(snapshot, &temporary);
+        if result.is_err() {
+            self.lock_writer().defrag_log = None;
+            let _ = std::fs::remove_file(&temporary);
+        }
+        let replayed_batches = result?;
+        Ok(DefragReport {
+            size_bytes_before,
+            size_bytes_after: self.stats().size_bytes,
+            replayed_batches,
+        })
+    }
+
+    fn check_not_failed(&self, writer: &Writer) -> Result<()> {
+        match &writer.failed {
+            Some(detail) => Err(StoreError::Failed {
+                path: self.path.to_path_buf(),
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn defragment_from(&self, snapshot: ReadTxn, temporary: &Path) -> Result<usize> {
+        super::copy::write_compact_copy(&snapshot, temporary)?;
+        drop(snapshot);
+        #[cfg(test)]
+        if let Some(hook) = self.after_defrag_copy.lock().expect("hook").take() {
+            hook(self);
+        }
+        let copy = Store::open_with(temporary, StoreOptions::default(), self.make_writer.clone())?;
+        let mut replayed = 0;
+        for round in 0.. {
+            let mut writer = self.lock_writer();
+            let waiting = writer.defrag_log.as_ref().map_or(0, Vec::len);
+            let batches = std::mem::take(writer.defrag_log.as_mut().expect("defrag is logging"));
+            if waiting <= DEFRAG_FINAL_BATCHES_MAX || round == DEFRAG_CATCH_UP_ROUNDS_MAX {
+                // Final round: commits wait while the copy catches up and replaces the file.
+                self.check_not_failed(&writer)?;
+                for batch in &batches {
+                    copy.commit(batch)?;
+                }
+                self.switch_to(&mut writer, copy, temporary)?;
+                return Ok(replayed + batches.len());
+            }
+            drop(writer);
+            for batch in &batches {
+                copy.commit(batch)?;
+            }
+            replayed += batches.len();
+        }
+        unreachable!("the catch-up loop returns in its last round")
+    }
+
+    /// Puts the caught-up copy in place of the file, under the writer lock.
+    fn switch_to(&self, writer: &mut Writer, copy: Store, temporary: &Path) -> Result<()> {
+        let copied = copy.current.load_full();
+        assert_eq!(
+            copied.meta.txn_id,
+            self.current.load().meta.txn_id,
+            "the copy replayed every batch committed since its snapshot"
+        );
+        std::fs::rename(temporary, self.path.as_path()).map_err(io_error(&self.path, "rename"))?;
+        // From here on the old file is unlinked: switch before anything else can fail.
+        let copy_writer = copy.writer.into_inner().expect("copy writer lock poisoned");
+        *writer = Writer {
+            defrag_log: None,
+            retained: VecDeque::new(),
+            ..copy_writer
+        };
+        self.current.store(Arc::new(Snapshot {
+            path: self.path.clone(),
+            map: copied.map.clone(),
+            meta: copied.meta,
+        }));
+        let directory = self.path.parent().filter(|dir| !dir.as_os_str().is_empty());
+        let directory = directory.unwrap_or(Path::new("."));
+        let synced = File::open(directory).and_then(|dir| dir.sync_all());
+        if let Err(error) = synced {
+            let error = io_error(directory, "fsync directory after defrag")(error);
+            writer.failed = Some(error.to_string());
+            return Err(error);
+        }
+        Ok(())
     }
 }
 

@@ -9,8 +9,9 @@
 //!   durably, range scans `[start, end)` in key order with a limit, a handful of named *meta
 //!   values* (such as the last applied raft index) committed atomically with the data, and
 //!   [`Store::stats`] for etcd's `dbSize` / `dbSizeInUse`.
-//! - [`Store::delete_range_step`] deletes keys in bounded batches, the primitive compaction and
-//!   online defrag build on.
+//! - [`Store::delete_range_step`] deletes keys in bounded batches (the compaction primitive);
+//!   [`write_compact_copy`] writes a packed copy of one snapshot to a new file, and
+//!   [`Store::defragment`] uses it to shrink the file online.
 //!
 //! Layering: [`page`] knows page headers and checksums, [`node`] the byte layout of leaf and
 //! branch pages, [`tree_read`] walks pages of one snapshot, [`tree_write`] builds a new tree from
@@ -161,6 +162,7 @@
 //! - Each page visit checksums 4 KiB again; a per-map "verified" bitmap could skip repeats.
 //! - A [`WriteBatch`] does not read its own writes; reads see the last commit.
 
+pub mod copy;
 pub mod db;
 pub mod error;
 pub mod freelist;
@@ -174,7 +176,10 @@ pub mod tree_write;
 #[cfg(test)]
 mod tests;
 
-pub use db::{DeleteRangeStep, OpenReport, ReadTxn, Stats, Store, StoreOptions, WriteBatch};
+pub use copy::{write_compact_copy, CopyReport};
+pub use db::{
+    DefragReport, DeleteRangeStep, OpenReport, ReadTxn, Stats, Store, StoreOptions, WriteBatch,
+};
 pub use error::StoreError;
 pub use io::{FileWriter, PageWriter};
 pub use node::{MAX_KEY_BYTES, MAX_VALUE_BYTES};

@@ -40,7 +40,7 @@ fn record_workload(seed: u64, path: &std::path::Path) -> (Vec<u8>, Vec<Event>, S
     let store = Store::open_with_writer(path, StoreOptions::default(), move |file| {
         Box::new(RecordingWriter {
             inner: FileWriter::new(file),
-            events: recorder,
+            events: recorder.clone(),
         })
     })
     .expect("open recording store");

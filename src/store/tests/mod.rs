@@ -3,6 +3,7 @@
 
 mod corruption;
 mod crash;
+mod defrag;
 pub mod invariants;
 mod model;
 mod readers;

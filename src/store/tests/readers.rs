@@ -139,7 +139,7 @@ fn failed_write_leaves_the_store_failed_and_the_file_at_the_last_commit() {
     };
     let mut reached_commit = false;
     for remaining_ok in 0..20 {
-        let store = Store::open_with_writer(&path, StoreOptions::default(), |file| {
+        let store = Store::open_with_writer(&path, StoreOptions::default(), move |file| {
             Box::new(FailingWriter {
                 inner: FileWriter::new(file),
                 remaining_ok,
