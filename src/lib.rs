@@ -29,6 +29,7 @@
 //! The MVCC state lives in memory and is rebuilt from the WAL at start-up until the page store
 //! lands.
 
+pub mod backup;
 pub mod config;
 pub mod grpc;
 pub mod lease;

@@ -121,6 +121,12 @@ pub async fn dispatch(
         method::KV_TXN => unary(body, respond, limits, |r| ctx.txn(r)).await,
         method::KV_COMPACT => unary(body, respond, limits, |r| ctx.compact(r)).await,
         method::MAINTENANCE_STATUS => unary(body, respond, limits, |r| ctx.status(r)).await,
+        method::MAINTENANCE_SNAPSHOT => {
+            streaming(body, respond, limits, futures::future::pending(), |r, s| {
+                ctx.snapshot(r, s)
+            })
+            .await
+        }
         method::MAINTENANCE_MOVE_LEADER => {
             unary(body, respond, limits, |r| ctx.move_leader(r)).await
         }

@@ -64,6 +64,15 @@ impl KvStore {
         self.live_key_count
     }
 
+    /// Number of retained versions of all keys (tombstones included): what etcd's snapshot
+    /// status calls total keys (one per revision in its key bucket).
+    pub fn version_count(&self) -> usize {
+        self.keys
+            .values()
+            .map(|history| history.versions().count())
+            .sum()
+    }
+
     /// Rough size in bytes of every retained version (keys, values and
     /// bookkeeping) and lease, for `Status.dbSize`.
     pub fn approximate_bytes(&self) -> u64 {

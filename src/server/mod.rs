@@ -24,6 +24,7 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod recipe;
+pub mod snapshot;
 pub mod watch;
 
 pub use error::ServerError;
