@@ -62,16 +62,23 @@
 //!   versions; `key_range`: what `key`/`range_end` select;
 //! * `range`: serving a range; `apply`: dispatching writes; `write_txn`:
 //!   puts and deletes under one revision; `txn`/`compare`: transactions;
-//!   `compaction`: dropping old versions; `lease`: leases and attachments.
+//!   `compaction`: dropping old versions; `lease`: leases and attachments;
+//! * `alarm`: raised alarms and the writes they refuse; [`quota`]: what a
+//!   write costs against `--quota-backend-bytes`; `hash`: `Hash` and
+//!   `HashKV` (crc32c over the versions, in etcd's record layout).
 
+mod alarm;
 mod apply;
 mod compaction;
 mod compare;
+mod crc32c;
 mod error;
+mod hash;
 mod history;
 mod key_history;
 mod key_range;
 mod lease;
+pub mod quota;
 mod range;
 mod revision;
 mod store;
@@ -96,8 +103,10 @@ mod validation_tests;
 #[cfg(test)]
 mod write_tests;
 
+pub use alarm::Alarms;
 pub use apply::{Applied, WriteRequest, WriteResponse};
 pub use error::MvccError;
+pub use hash::KvHash;
 pub use key_range::KeyRange;
 pub use lease::LeaseInfo;
 pub use revision::Revision;
