@@ -587,6 +587,13 @@ async fn serve_shard(
         shared.shutdown.clone(),
     ))
     .detach();
+    if shard == OWNER_SHARD {
+        glommio::spawn_local(crate::server::auto_compaction::auto_compaction_loop(
+            context.clone(),
+            shared.shutdown.clone(),
+        ))
+        .detach();
+    }
     for url in &config.listen_client_urls {
         let listener = bind_client_listener(url.address).map_err(|error| {
             shared.shutdown.trigger();
