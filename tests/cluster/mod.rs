@@ -554,6 +554,8 @@ pub struct ClusterSpec {
     pub shards: usize,
     /// Members whose ready line [`Cluster::start`] waits for.
     pub wait_ready: Vec<usize>,
+    /// Flags every member gets on top of the harness's own.
+    pub extra_args: Vec<String>,
 }
 
 impl ClusterSpec {
@@ -564,7 +566,15 @@ impl ClusterSpec {
             tokens: vec![DEFAULT_TOKEN.to_string(); size],
             shards: 1,
             wait_ready: (0..size).collect(),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// Every member also gets `args`.
+    pub fn args(mut self, args: &[&str]) -> ClusterSpec {
+        self.extra_args
+            .extend(args.iter().map(|arg| arg.to_string()));
+        self
     }
 
     /// Peer traffic goes through controllable proxies.
@@ -676,7 +686,7 @@ impl Cluster {
                     log_path: dir.path().join(format!("n{}.log", i + 1)),
                     initial_cluster: initial_cluster.clone(),
                     shards: spec.shards,
-                    extra_args: Vec::new(),
+                    extra_args: spec.extra_args.clone(),
                     child: None,
                     paused: false,
                 }
