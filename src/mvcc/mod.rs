@@ -35,6 +35,13 @@
 //! none if no key is attached) and forgets the lease. Compaction leaves
 //! leases alone; expiry is decided outside the store.
 //!
+//! # Alarms
+//!
+//! The store also holds the raised alarms (NOSPACE, CORRUPT) and the member
+//! that raised each, changed by alarm writes like any other replicated
+//! state. While one is raised, `apply` refuses the writes it forbids: see
+//! `alarm` (and [`quota`] for which writes grow the store).
+//!
 //! # Worked example
 //!
 //! A fresh store is at revision 1.
