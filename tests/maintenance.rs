@@ -218,6 +218,50 @@ fn nospace_alarm_survives_restart() {
     assert_eq!(etcdctl_ok(&endpoint, &["put", "small", "v"]), "OK\n");
 }
 
+/// In a cluster the alarm one member raises is everyone's: listed by every member, and
+/// growing writes sent to any member are refused until it is disarmed (from any member).
+#[test]
+fn nospace_alarm_is_cluster_wide() {
+    let _serial = cluster::serial();
+    let cluster = Cluster::start(ClusterSpec::new(3).args(&[QUOTA_FLAG]));
+    cluster.wait_for_leader(&cluster.all());
+    let raiser = cluster.endpoint(0);
+    let raiser_id = member_id(&raiser);
+    let refused = fill_until_refused(&raiser);
+    assert_eq!(error_line(&refused), format!("Error: {NOSPACE}"));
+    for i in [1, 2] {
+        let endpoint = cluster.endpoint(i);
+        assert_eq!(
+            etcdctl_ok(&endpoint, &["alarm", "list"]),
+            format!("{}\n", alarm_line(raiser_id))
+        );
+        let small = etcdctl(&endpoint, &["put", "small", "v"], None);
+        assert_eq!(
+            error_line(&small),
+            format!("Error: {NOSPACE}"),
+            "member n{}",
+            i + 1
+        );
+        assert_eq!(
+            status_json(&endpoint)["errors"],
+            serde_json::json!([alarm_line(raiser_id)])
+        );
+    }
+    let other = cluster.endpoint(2);
+    etcdctl_ok(&other, &["del", "k", "--prefix"]);
+    let revision = current_revision(&other);
+    etcdctl_ok(&other, &["compaction", &revision.to_string()]);
+    assert_eq!(
+        etcdctl_ok(&cluster.endpoint(1), &["alarm", "disarm"]),
+        format!("{}\n", alarm_line(raiser_id))
+    );
+    for i in cluster.all() {
+        let endpoint = cluster.endpoint(i);
+        assert_eq!(etcdctl_ok(&endpoint, &["alarm", "list"]), "");
+        assert_eq!(etcdctl_ok(&endpoint, &["put", "small", "v"]), "OK\n");
+    }
+}
+
 /// The same etcdctl session against etcd 3.4 and Capstan, each with a 100,000-byte quota,
 /// from the refused put on (the put that reaches the quota differs: see the module doc).
 /// Member ids are replaced by `<id>` and revisions by `<rev>`.

@@ -14,7 +14,8 @@
 //! every 5 minutes; Capstan checks every 5 seconds, which keeps the history closer to `N`
 //! revisions (a compaction is only proposed when the target moved).
 //!
-//! A compaction refused because the revision is already compacted counts as done, as in etcd.
+//! A compaction refused because the revision is already compacted counts as done, as in etcd;
+//! unlike etcd, one the member already knows to be compacted is not proposed at all.
 
 use crate::config::AutoCompaction;
 use crate::mvcc::MvccError;
@@ -182,8 +183,11 @@ async fn sleep_unless_shutdown(duration: Duration, shutdown: &Shutdown) -> bool 
 }
 
 /// Proposes a compaction at `revision`; true once it applied or the revision was already
-/// compacted.
+/// compacted (then nothing is proposed: an idle cluster does not grow its log).
 async fn compact(context: &ShardContext, revision: i64) -> bool {
+    if revision <= context.read_view.load().compact_revision_or_unset() {
+        return true;
+    }
     tracing::info!(revision, "starting auto-compaction");
     let request = Request::Compaction(CompactionRequest {
         revision,

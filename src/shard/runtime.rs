@@ -321,6 +321,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         member_id = format!("{:x}", shared.config.member_id()),
         cluster_id = format!("{:x}", shared.config.cluster_id()),
         data_dir = %shared.config.data_dir.display(),
+        quota_bytes = ?shared.config.quota_bytes(),
         "starting capstan"
     );
     let mut handles = Vec::new();
