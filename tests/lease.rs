@@ -146,9 +146,11 @@ fn a_lease_without_keep_alives_expires_and_watchers_see_the_delete() {
         .spawn()
         .expect("spawn etcdctl watch");
     std::thread::sleep(Duration::from_millis(500));
+    // The lease's clock starts when the grant is applied, after this instant: measuring from
+    // here, the key must live at least its TTL however slowly etcdctl starts.
+    let granted_at = Instant::now();
     let id = granted_id(&etcdctl_ok(&endpoint, &["lease", "grant", "2"]));
     etcdctl_ok(&endpoint, &["put", "--lease", &id, "ephemeral", "v"]);
-    let granted_at = Instant::now();
     let seen = read_until(
         &mut watcher,
         "DELETE\nephemeral\n",

@@ -218,12 +218,66 @@ fn nospace_alarm_survives_restart() {
     assert_eq!(etcdctl_ok(&endpoint, &["put", "small", "v"]), "OK\n");
 }
 
+/// The newest raft snapshot index in `data_dir`, from the file names
+/// (`{term:016x}-{index:016x}.snap`).
+fn newest_snapshot_index(data_dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("member").join("snap")) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".snap")?;
+            let (_, index) = stem.split_once('-')?;
+            u64::from_str_radix(index, 16).ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Alarms are part of a raft snapshot: a restart that restores the state from a snapshot
+/// taken after the alarm (so the alarm's log entry is not replayed) still has it.
+#[test]
+fn nospace_alarm_survives_restart_from_a_raft_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(
+        Flavor::Capstan,
+        dir.path(),
+        &[QUOTA_FLAG, "--snapshot-count=5"],
+    );
+    let endpoint = server.endpoint();
+    let id = member_id(&endpoint);
+    fill_until_refused(&endpoint);
+    let alarm_applied_by = status_json(&endpoint)["raftAppliedIndex"]
+        .as_u64()
+        .expect("applied index");
+    // Entries that change nothing, until a snapshot past the alarm is on disk.
+    let deadline = Instant::now() + COMPACTION_PATIENCE;
+    let mut i = 0;
+    while newest_snapshot_index(&server.data_dir) <= alarm_applied_by {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot after index {alarm_applied_by}"
+        );
+        etcdctl_ok(&endpoint, &["del", &format!("absent{i}")]);
+        i += 1;
+    }
+    server.restart();
+    assert!(server.log().contains("state restored from snapshot"));
+    assert_eq!(
+        etcdctl_ok(&endpoint, &["alarm", "list"]),
+        format!("{}\n", alarm_line(id))
+    );
+    let refused = etcdctl(&endpoint, &["put", "small", "v"], None);
+    assert_eq!(error_line(&refused), format!("Error: {NOSPACE}"));
+}
+
 /// In a cluster the alarm one member raises is everyone's: listed by every member, and
 /// growing writes sent to any member are refused until it is disarmed (from any member).
 #[test]
 fn nospace_alarm_is_cluster_wide() {
     let _serial = cluster::serial();
-    let cluster = Cluster::start(ClusterSpec::new(3).args(&[QUOTA_FLAG]));
+    let cluster = Cluster::start(ClusterSpec::new(3).flags(&[QUOTA_FLAG]));
     cluster.wait_for_leader(&cluster.all());
     let raiser = cluster.endpoint(0);
     let raiser_id = member_id(&raiser);
@@ -656,7 +710,7 @@ fn auto_compaction_periodic_mode_compacts_old_history() {
 #[test]
 fn auto_compaction_is_proposed_by_the_leader_only() {
     let _serial = cluster::serial();
-    let cluster = Cluster::start(ClusterSpec::new(3).args(&[
+    let cluster = Cluster::start(ClusterSpec::new(3).flags(&[
         "--auto-compaction-mode=revision",
         "--auto-compaction-retention=5",
     ]));

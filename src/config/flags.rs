@@ -16,6 +16,8 @@ pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 const ELECTION_TIMEOUT_MS_MAX: u64 = 50_000;
 /// etcd's `--max-learners` default.
 const MAX_LEARNERS_DEFAULT: u64 = 1;
+/// etcd 3.4's `--snapshot-count` default: applied entries between raft snapshots.
+pub const SNAPSHOT_COUNT_DEFAULT: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -71,6 +73,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "max-learners",
         Kind::Number,
         "maximum number of learner members in the cluster (default 1)",
+    ),
+    (
+        "snapshot-count",
+        Kind::Number,
+        "applied raft entries between snapshots that compact the log (default 100000)",
     ),
     (
         "max-request-bytes",
@@ -137,7 +144,6 @@ const FLAGS: &[(&str, Kind, &str)] = &[
 ];
 
 const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
-    ("snapshot-count", Kind::Number),
     ("pre-vote", Kind::Bool),
     ("logger", Kind::Text),
     ("log-outputs", Kind::Text),
@@ -453,13 +459,20 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         &text("auto-compaction-retention", "0"),
     )
     .map_err(ConfigError)?;
+    // etcd takes 0 to mean its default.
+    let snapshot_count = match number(values, "snapshot-count", SNAPSHOT_COUNT_DEFAULT)? {
+        0 => SNAPSHOT_COUNT_DEFAULT,
+        count => count,
+    };
     Ok(ServerConfig {
+        snapshot_count,
         join_existing,
         cluster_id_override: None,
         strict_reconfig_check,
         max_learners: usize::try_from(max_learners)
             .map_err(|_| ConfigError("--max-learners is too large".to_string()))?,
         listen_peer_url,
+        listen_peer_url_given: values.contains_key("listen-peer-urls"),
         watch_progress_notify_interval,
         name,
         data_dir,
@@ -529,6 +542,18 @@ mod tests {
         assert_eq!(config.max_request_bytes, 1_572_864);
         assert_eq!(config.max_txn_ops, 128);
         assert_eq!(config.request_timeout().as_millis(), 7_000);
+        assert_eq!(config.listen_peer_url.original, "http://localhost:2380");
+        assert!(!config.listen_peer_url_given);
+    }
+
+    #[test]
+    fn a_given_peer_url_is_told_apart_from_the_default() {
+        let flag = run(&["--listen-peer-urls=http://127.0.0.1:2390"], &[]).expect("parses");
+        assert!(flag.listen_peer_url_given);
+        assert_eq!(flag.listen_peer_url.address.port(), 2390);
+        let env = run(&[], &[("ETCD_LISTEN_PEER_URLS", "http://127.0.0.1:2391")]).expect("parses");
+        assert!(env.listen_peer_url_given);
+        assert_eq!(env.listen_peer_url.address.port(), 2391);
     }
 
     #[test]

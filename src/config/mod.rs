@@ -29,6 +29,14 @@ pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
 /// etcd's default `--watch-progress-notify-interval`.
 pub const WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);
+/// The part of etcd's request timeout that does not depend on the election timeout.
+pub const REQUEST_TIMEOUT_BASE: Duration = Duration::from_secs(5);
+
+/// etcd's request timeout for an election timeout: 5 s plus two election timeouts.
+pub fn request_timeout_for(election_timeout: Duration) -> Duration {
+    REQUEST_TIMEOUT_BASE + 2 * election_timeout
+}
+
 /// The etcd API version Capstan implements, reported by `Maintenance.Status`. kube-apiserver
 /// only enables consistent reads from its watch cache for versions it recognises.
 pub const ETCD_API_VERSION: &str = "3.6.0";
@@ -42,6 +50,9 @@ pub struct ServerConfig {
     pub advertise_client_urls: Vec<String>,
     /// Where raft peers connect (the first `--listen-peer-urls` entry).
     pub listen_peer_url: ClientUrl,
+    /// `--listen-peer-urls` (or `ETCD_LISTEN_PEER_URLS`) was given, rather than defaulted:
+    /// a member alone in its cluster then still listens for peers, so members can be added.
+    pub listen_peer_url_given: bool,
     pub initial_advertise_peer_urls: Vec<String>,
     pub initial_cluster: Vec<(String, Vec<String>)>,
     pub initial_cluster_token: String,
@@ -59,6 +70,8 @@ pub struct ServerConfig {
     pub strict_reconfig_check: bool,
     /// `--max-learners`.
     pub max_learners: usize,
+    /// `--snapshot-count`: applied entries between raft snapshots.
+    pub snapshot_count: u64,
     /// `--initial-cluster-state existing`: join a running cluster (after `member add`) instead
     /// of bootstrapping one.
     pub join_existing: bool,
@@ -88,7 +101,7 @@ impl ServerConfig {
 
     /// etcd's default request timeout: 5 s plus two election timeouts.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(5_000 + 2 * self.election_timeout_ms)
+        request_timeout_for(Duration::from_millis(self.election_timeout_ms))
     }
 
     /// Raft ticks in one election timeout.
@@ -103,6 +116,11 @@ impl ServerConfig {
 
     pub fn wal_dir(&self) -> PathBuf {
         self.data_dir.join("member").join("wal")
+    }
+
+    /// Where raft snapshots of the applied state are kept.
+    pub fn snap_dir(&self) -> PathBuf {
+        self.data_dir.join("member").join("snap")
     }
 
     /// This member's id: etcd's `computeMemberID` over our initial advertise peer urls.

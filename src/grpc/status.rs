@@ -219,6 +219,12 @@ impl From<ServerError> for Status {
             ServerError::LeaderChanged => {
                 Status::new(Code::Unavailable, "etcdserver: leader changed")
             }
+            // Capstan's own: etcd always listens for peers (on localhost:2380 by default).
+            ServerError::NoPeerListener => Status::new(
+                Code::FailedPrecondition,
+                "capstan: this member was started alone without --listen-peer-urls, so it \
+                 listens for no peers; restart it with --listen-peer-urls to add members",
+            ),
             ServerError::Remote { code, message } => Status::new(Code::from_u32(code), message),
             // The lock and election services' own errors are plain Go errors in etcd
             // (`concurrency`, `v3election`), which grpc-go sends as Unknown.
@@ -255,5 +261,9 @@ mod tests {
         assert_eq!(status.message, "etcdserver: mvcc: database space exceeded");
         let status: Status = ServerError::RequestTooLarge.into();
         assert_eq!(status.message, "etcdserver: request is too large");
+        // etcd's rpctypes.ErrGRPCLeaderChanged: codes.Unavailable.
+        let status: Status = ServerError::LeaderChanged.into();
+        assert_eq!(status.code, Code::Unavailable);
+        assert_eq!(status.message, "etcdserver: leader changed");
     }
 }

@@ -28,6 +28,13 @@ impl MemberList {
         MemberList { members }
     }
 
+    /// A list as restored from a snapshot.
+    pub fn from_members(mut members: Vec<Member>) -> Self {
+        members.sort_by_key(|member| member.id);
+        members.dedup_by_key(|member| member.id);
+        MemberList { members }
+    }
+
     pub fn members(&self) -> &[Member] {
         &self.members
     }

@@ -58,6 +58,15 @@ impl Alarms {
         self.raised.is_empty()
     }
 
+    /// Raises `alarm` again from a snapshot; false if it is no alarm type or already raised.
+    pub(crate) fn restore(&mut self, alarm: &AlarmMember) -> bool {
+        let known = matches!(
+            AlarmType::try_from(alarm.alarm),
+            Ok(AlarmType::Nospace | AlarmType::Corrupt)
+        );
+        known && self.raised.insert((alarm.alarm, alarm.member_id)).is_none()
+    }
+
     /// Why `request` may not apply while these alarms are raised, if it may not.
     pub fn refusal(&self, request: &WriteRequest) -> Option<MvccError> {
         if self.is_raised(AlarmType::Corrupt) {

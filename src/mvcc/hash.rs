@@ -79,7 +79,7 @@ impl KvStore {
         let mut records: Vec<Record<'_>> = Vec::new();
         for (key, history) in self.keys.iter() {
             let kept_at_hash_revision = history.live_at(hash_revision).map(|live| live.revision);
-            for version in history.iter() {
+            for version in history.versions() {
                 let at = version.revision();
                 if at.main > hash_revision {
                     break;
@@ -105,7 +105,7 @@ impl KvStore {
             .iter()
             .flat_map(|(key, history)| {
                 history
-                    .iter()
+                    .versions()
                     .map(move |version| (version.revision(), key, version))
             })
             .collect();

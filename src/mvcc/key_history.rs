@@ -76,11 +76,6 @@ impl KeyHistory {
         self.versions.is_empty()
     }
 
-    /// Every retained version, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &StoredVersion> + '_ {
-        self.versions.iter()
-    }
-
     /// Appends a version; it must be newer than every retained one.
     pub fn push(&mut self, version: StoredVersion) {
         debug_assert!(self
@@ -203,6 +198,11 @@ impl KeyHistory {
             }
         }
         low.checked_sub(1)
+    }
+
+    /// Every retained version, oldest first.
+    pub fn versions(&self) -> impl Iterator<Item = &StoredVersion> + '_ {
+        self.versions.iter()
     }
 
     #[cfg(test)]

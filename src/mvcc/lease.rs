@@ -14,7 +14,7 @@ use crate::mvcc::error::MvccError;
 use crate::mvcc::store::KvStore;
 
 /// Rough bookkeeping cost of one lease for `approximate_bytes`.
-const LEASE_OVERHEAD_BYTES: u64 = 64;
+pub(crate) const LEASE_OVERHEAD_BYTES: u64 = 64;
 
 /// One granted lease, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

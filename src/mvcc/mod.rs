@@ -72,7 +72,8 @@
 //!   `compaction`: dropping old versions; `lease`: leases and attachments;
 //! * `alarm`: raised alarms and the writes they refuse; [`quota`]: what a
 //!   write costs against `--quota-backend-bytes`; `hash`: `Hash` and
-//!   `HashKV` (crc32c over the versions, in etcd's record layout).
+//!   `HashKV` (crc32c over the versions, in etcd's record layout);
+//!   `snapshot`: the whole store to and from a raft snapshot's data.
 
 mod alarm;
 mod apply;
@@ -88,6 +89,7 @@ mod lease;
 pub mod quota;
 mod range;
 mod revision;
+mod snapshot;
 mod store;
 mod txn;
 pub mod validation;
@@ -117,5 +119,6 @@ pub use hash::KvHash;
 pub use key_range::KeyRange;
 pub use lease::LeaseInfo;
 pub use revision::Revision;
+pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use store::KvStore;
 pub use validation::{check_delete_range, check_put, check_range, check_txn};

@@ -271,6 +271,15 @@ impl PeerTransport {
         self.shared().dropped.get()
     }
 
+    /// Payload bytes waiting in `to`'s queue; `None` for an unknown peer.
+    pub fn queued_bytes(&self, to: u64) -> Option<usize> {
+        self.shared()
+            .peers
+            .borrow()
+            .get(&to)
+            .map(|peer| peer.queue.bytes())
+    }
+
     /// Messages waiting in `to`'s queue (0 for an unknown peer).
     pub fn queued_messages(&self, to: u64) -> usize {
         self.shared()

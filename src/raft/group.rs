@@ -15,11 +15,15 @@
 
 mod leases;
 mod membership;
+mod proposals;
+mod snapshots;
 
 use super::forwards::{Asker, Forwards};
 use super::log_store::{LogStore, LogStoreError};
 use super::peer_message::PeerMessage;
+use super::proposal_tracker::ProposalTracker;
 use super::status::{RaftStatus, StatusSnapshot};
+use super::storage::GroupStorage;
 use crate::lease::Lessor;
 use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
@@ -37,8 +41,8 @@ use leases::LeaseQuestion;
 use membership::MembershipAsker;
 use prost::Message;
 use raft::eraftpb::{Entry, EntryType, Message as RaftMessage};
-use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
+use snapshots::Snapshots;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +68,8 @@ pub enum RaftGroupError {
     UndecodableEntry { index: u64, reason: String },
     #[error("the member has been permanently removed from the cluster")]
     Removed,
+    #[error("raft snapshot: {0}")]
+    Snapshot(String),
 }
 
 /// Where the group's outgoing raft messages go (the peer transport; nowhere on one member).
@@ -74,6 +80,13 @@ pub trait RaftMessageSink {
     fn add_peer(&self, id: u64, address: std::net::SocketAddr);
     /// A member left.
     fn remove_peer(&self, id: u64);
+    /// Bytes waiting in `to`'s queue; `None` when `to` is not a known peer.
+    fn queued_bytes(&self, to: u64) -> Option<usize>;
+    /// Whether other members can be reached at all (false: a lone member without a peer
+    /// listener, which must not add members).
+    fn reaches_peers(&self) -> bool {
+        true
+    }
 }
 
 /// Reads that asked for a read index, by the raft context they were issued with.
@@ -83,7 +96,7 @@ struct ReadBatch {
 }
 
 pub struct RaftGroup {
-    node: RawNode<MemStorage>,
+    node: RawNode<GroupStorage>,
     log: LogStore,
     kv: KvStore,
     incarnation: u64,
@@ -130,6 +143,11 @@ pub struct RaftGroup {
     /// Members removed from the cluster, told so whenever they still send us something, and
     /// forgotten by the transport once their deadline passes.
     removed_members: HashMap<u64, Instant>,
+    snapshots: Snapshots,
+    /// A snapshot replaced the store: watchers re-read history from this revision.
+    resync_watchers_from: Option<i64>,
+    /// The shards' proposals not yet answered, with the leadership each was made under.
+    proposals: ProposalTracker,
 }
 
 /// What the group needs from start-up.
@@ -150,6 +168,8 @@ pub struct RaftGroupParts {
     pub inbox: LocalReceiver<ToOwner>,
     pub peers: Box<dyn RaftMessageSink>,
     pub change_rules: ChangeRules,
+    /// `--snapshot-count`.
+    pub snapshot_count: u64,
 }
 
 fn to_write_request(request: internal_request::Request) -> WriteRequest {
@@ -186,7 +206,8 @@ impl RaftGroup {
         config.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&config, parts.log.storage().clone(), &logger)?;
-        Ok(RaftGroup {
+        let snapshots = Snapshots::new(parts.snapshot_count, parts.log.storage().snapshot_index());
+        let mut group = RaftGroup {
             node,
             log: parts.log,
             kv: KvStore::new(),
@@ -222,7 +243,16 @@ impl RaftGroup {
             removed_from_cluster: false,
             removed_members: HashMap::new(),
             leader_moves: Vec::new(),
-        })
+            snapshots,
+            resync_watchers_from: None,
+            proposals: ProposalTracker::new(
+                parts.member_id,
+                crate::config::request_timeout_for(parts.election_timeout),
+                Instant::now(),
+            ),
+        };
+        group.restore_from_snapshot_file()?;
+        Ok(group)
     }
 
     /// Runs until shutdown or a fatal error. Replays the log before serving.
@@ -259,10 +289,15 @@ impl RaftGroup {
                 self.give_up_overdue_membership_forwards();
                 self.forget_removed_members();
                 self.settle_leader_moves();
+                self.forget_overdue_proposals();
                 next_tick = Instant::now() + self.tick_interval;
             }
             self.issue_reads();
+            self.fail_proposals_of_past_leaderships();
             if let Err(error) = self.process_ready().await {
+                break Err(error);
+            }
+            if let Err(error) = self.snapshot_turn().await {
                 break Err(error);
             }
             self.mark_serving_once_caught_up();
@@ -280,6 +315,15 @@ impl RaftGroup {
         result
     }
 
+    /// Snapshot upkeep after each Ready: finish a written one, start the next when due, and
+    /// stream chunks to followers.
+    async fn snapshot_turn(&mut self) -> Result<(), RaftGroupError> {
+        self.finish_snapshot().await?;
+        self.maybe_start_snapshot()?;
+        self.pump_snapshots();
+        Ok(())
+    }
+
     fn is_sole_voter(&self) -> bool {
         let conf = self.node.raft.prs().conf();
         let voters: Vec<u64> = conf.voters().ids().iter().collect();
@@ -288,17 +332,7 @@ impl RaftGroup {
 
     fn accept(&mut self, message: ToOwner) {
         match message {
-            ToOwner::Propose { origin, id, data } => {
-                if let Err(error) = self.node.propose(Vec::new(), data.to_vec()) {
-                    tracing::debug!(%error, "proposal dropped");
-                    let error = if self.node.raft.leader_id == raft::INVALID_ID {
-                        ServerError::NoLeader
-                    } else {
-                        ServerError::Stopped
-                    };
-                    self.outgoing.push((origin, Answer::Failed { id, error }));
-                }
-            }
+            ToOwner::Propose { origin, id, data } => self.propose_for_shard(origin, id, data),
             ToOwner::ReadIndex { origin, id } => self.unissued_reads.push((origin, id)),
             ToOwner::Peer { from, data } => self.on_peer_message(from, data),
             ToOwner::LeaseKeepAlive {
@@ -357,6 +391,11 @@ impl RaftGroup {
             PeerMessage::MembershipAnswer { forward_id, answer } => {
                 self.on_membership_answer(forward_id, answer)
             }
+            PeerMessage::SnapshotChunk {
+                offset,
+                total,
+                data,
+            } => self.on_snapshot_chunk(from, offset, total, &data),
         }
     }
 
@@ -381,8 +420,12 @@ impl RaftGroup {
         }
     }
 
-    fn send_messages(&self, messages: Vec<RaftMessage>) {
+    fn send_messages(&mut self, messages: Vec<RaftMessage>) {
         for message in messages {
+            if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                self.queue_snapshot(&message);
+                continue;
+            }
             match PeerMessage::encode_raft(&message) {
                 Ok(bytes) => self.peers.send(message.to, bytes),
                 Err(error) => tracing::error!(%error, "raft message does not encode"),
@@ -469,8 +512,7 @@ impl RaftGroup {
         // A leader may send before persisting (raft thesis 10.2.1); followers' messages wait.
         self.send_messages(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            // The log is never compacted yet, so no member needs a snapshot.
-            tracing::error!("raft snapshot received, but snapshots are not supported yet");
+            self.install_snapshot(ready.snapshot().clone())?;
         }
         self.apply_entries(ready.take_committed_entries())?;
         if !ready.entries().is_empty() {
@@ -590,6 +632,7 @@ impl RaftGroup {
         }
         if publish.member_id == self.own_publication.member_id {
             self.publication_proposed_at = None;
+            self.settle_publication();
         }
     }
 
@@ -617,7 +660,10 @@ impl RaftGroup {
             )),
         };
         match self.node.propose(Vec::new(), internal.encode_to_vec()) {
-            Ok(()) => self.publication_proposed_at = Some(self.node.raft.raft_log.last_index()),
+            Ok(()) => {
+                self.publication_proposed_at = Some(self.node.raft.raft_log.last_index());
+                self.track_publication();
+            }
             Err(error) => tracing::debug!(%error, "member publication not proposed yet"),
         }
     }
@@ -642,6 +688,7 @@ impl RaftGroup {
             self.read_view.store(Arc::new(self.kv.clone()));
             self.applied_since_publish = false;
         }
+        self.send_resync();
         if !self.turn_events.is_empty() {
             let batch = Arc::new(EventBatch::new(
                 std::mem::take(&mut self.turn_events),
@@ -670,6 +717,7 @@ impl RaftGroup {
             }
         }
         self.reads_waiting_for_apply = still_waiting;
+        self.settle_answered_proposals();
         for (origin, answer) in self.outgoing.drain(..) {
             match self.replies.get(origin) {
                 Some(sender) => {
@@ -723,6 +771,7 @@ impl RaftGroup {
         self.fail_forwards(error);
         self.fail_pending_membership(error);
         self.fail_membership_forwards(error);
+        self.fail_all_proposals(error);
         for ((origin, id), _, _) in std::mem::take(&mut self.leader_moves) {
             self.outgoing
                 .push((origin, Answer::Failed { id, error: error() }));

@@ -6,15 +6,26 @@
 //!   shards, runs raft-rs's Ready cycle with one `fdatasync` per batch, applies committed entries
 //!   to the MVCC store, publishes the new read view, and answers each shard.
 //! - [`forwards`] remembers requests forwarded to the leader until it answers.
+//! - [`proposal_tracker`] remembers the shards' proposals with the leadership they were made
+//!   under, so a leader change answers them at once ("leader changed").
 //! - [`peer_message`] frames what groups send each other: raft messages and forwarded lease
 //!   questions.
 //! - [`status`] is what other shards may read about the group: term, leader, indexes.
+//! - [`snapshot_file`] keeps raft snapshots (the applied state at one index) on disk;
+//!   [`snapshot_state`] turns the state machine into a snapshot's data and back;
+//!   [`storage`] is raft-rs's view of the log: the in-memory entries plus the latest snapshot;
+//!   [`snapshot_stream`] cuts snapshots into peer frames and puts them together again.
 
 pub mod forwards;
 pub mod group;
 pub mod log_store;
 pub mod peer_message;
+pub mod proposal_tracker;
+pub mod snapshot_file;
+pub mod snapshot_state;
+pub mod snapshot_stream;
 pub mod status;
+pub mod storage;
 
 pub use group::{RaftGroup, RaftGroupError};
 pub use status::RaftStatus;

@@ -12,7 +12,12 @@
 //! kind 5  membership change | forward id u64 BE | capstanpb.MembershipRequest (follower -> leader)
 //! kind 6  membership answer | forward id u64 BE | capstanpb.MembershipAnswer  (leader -> follower)
 //! kind 7  you were removed  | (nothing)                                    (-> removed member)
+//! kind 8  snapshot chunk    | offset u64 BE | total u64 BE | bytes        (leader -> follower)
 //! ```
+//!
+//! A raft `MsgSnapshot` carries the whole applied state, so it is not sent as one kind-0 frame:
+//! its encoding is cut into kind-8 chunks (see `snapshot_stream`), each `bytes` starting at
+//! `offset` of an encoding `total` bytes long.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -24,6 +29,10 @@ const KIND_NOT_LEADER: u8 = 4;
 const KIND_MEMBERSHIP: u8 = 5;
 const KIND_MEMBERSHIP_ANSWER: u8 = 6;
 const KIND_REMOVED: u8 = 7;
+const KIND_SNAPSHOT_CHUNK: u8 = 8;
+
+/// Bytes before a snapshot chunk's data: kind, offset, total.
+const SNAPSHOT_CHUNK_HEADER_BYTES: usize = 1 + 8 + 8;
 
 /// Bytes of a lease frame: kind, forward id, one 64-bit value.
 const LEASE_FRAME_BYTES: usize = 1 + 8 + 8;
@@ -65,6 +74,12 @@ pub enum PeerMessage {
     /// The receiver has been removed from the cluster (the members that removed it no longer
     /// send it raft messages, so it could not learn of its removal from its log).
     Removed,
+    /// Bytes `offset..offset + data.len()` of an encoded `MsgSnapshot` of `total` bytes.
+    SnapshotChunk {
+        offset: u64,
+        total: u64,
+        data: Bytes,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +129,18 @@ impl PeerMessage {
         };
         match self {
             PeerMessage::Removed => Bytes::from_static(&[KIND_REMOVED]),
+            PeerMessage::SnapshotChunk {
+                offset,
+                total,
+                data,
+            } => {
+                let mut out = BytesMut::with_capacity(SNAPSHOT_CHUNK_HEADER_BYTES + data.len());
+                out.put_u8(KIND_SNAPSHOT_CHUNK);
+                out.put_u64(*offset);
+                out.put_u64(*total);
+                out.put_slice(data);
+                out.freeze()
+            }
             PeerMessage::Membership {
                 forward_id,
                 request,
@@ -216,6 +243,20 @@ impl PeerMessage {
                 expect(1)?;
                 Ok(PeerMessage::Removed)
             }
+            KIND_SNAPSHOT_CHUNK => {
+                if data.len() < SNAPSHOT_CHUNK_HEADER_BYTES {
+                    return Err(PeerMessageError::Length {
+                        kind,
+                        bytes: data.len(),
+                        expected: SNAPSHOT_CHUNK_HEADER_BYTES,
+                    });
+                }
+                Ok(PeerMessage::SnapshotChunk {
+                    offset: u64_at(&data, 1),
+                    total: u64_at(&data, 9),
+                    data: data.slice(SNAPSHOT_CHUNK_HEADER_BYTES..),
+                })
+            }
             other => Err(PeerMessageError::UnknownKind(other)),
         }
     }
@@ -251,6 +292,11 @@ mod tests {
                 answer: Bytes::new(),
             },
             PeerMessage::Removed,
+            PeerMessage::SnapshotChunk {
+                offset: 1 << 20,
+                total: 3 << 20,
+                data: Bytes::from_static(b"chunk"),
+            },
         ];
         for message in messages {
             assert_eq!(PeerMessage::decode(message.encode()), Ok(message.clone()));

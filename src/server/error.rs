@@ -26,6 +26,10 @@ pub enum ServerError {
     /// The leader that took a proposal lost its leadership before the proposal applied.
     #[error("leader changed")]
     LeaderChanged,
+    /// MemberAdd on a member that runs alone without a peer listener: the new member could
+    /// never be reached, and a second voter would stop every write.
+    #[error("no peer listener")]
+    NoPeerListener,
     /// MoveLeader to a member that is not a voter (or not a member).
     #[error("bad leader transferee")]
     BadLeaderTransferee,

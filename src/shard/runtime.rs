@@ -30,6 +30,7 @@ use capstan_proto::capstanpb::MemberPublish;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, Placement};
+use raft::Storage;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,7 +64,9 @@ pub enum RunError {
     Log(#[from] crate::raft::log_store::LogStoreError),
 }
 
-/// The message sink of a single-member group: raft has nobody to talk to.
+/// The message sink of a member alone in its cluster and started without `--listen-peer-urls`:
+/// raft has nobody to talk to, and the member refuses to add anyone (see
+/// [`start_peer_transport`]).
 struct NoPeers;
 
 impl RaftMessageSink for NoPeers {
@@ -78,12 +81,20 @@ impl RaftMessageSink for NoPeers {
         tracing::error!(
             member = format!("{id:x}"),
             %address,
-            "this member was started as a single-member cluster without a peer transport; \
-             restart it with --initial-cluster naming the new member to reach it"
+            "this member was started alone without --listen-peer-urls, so it has no peer \
+             transport; restart it with --listen-peer-urls to reach the new member"
         );
     }
 
     fn remove_peer(&self, _id: u64) {}
+
+    fn queued_bytes(&self, _to: u64) -> Option<usize> {
+        None
+    }
+
+    fn reaches_peers(&self) -> bool {
+        false
+    }
 }
 
 impl RaftMessageSink for PeerTransport {
@@ -98,12 +109,36 @@ impl RaftMessageSink for PeerTransport {
     fn remove_peer(&self, id: u64) {
         PeerTransport::remove_peer(self, id);
     }
+
+    fn queued_bytes(&self, to: u64) -> Option<usize> {
+        PeerTransport::queued_bytes(self, to)
+    }
 }
 
-/// Starts the peer transport when `--initial-cluster` names other members; received raft
+/// Whether raft's replayed configuration names a member other than `local_id` (the cluster
+/// grew after it was bootstrapped from `--initial-cluster`).
+fn configuration_names_others(log: &LogStore, local_id: u64) -> bool {
+    let Ok(state) = log.storage().initial_state() else {
+        return false;
+    };
+    let conf = &state.conf_state;
+    conf.voters
+        .iter()
+        .chain(&conf.learners)
+        .chain(&conf.voters_outgoing)
+        .chain(&conf.learners_next)
+        .any(|id| *id != local_id)
+}
+
+/// Starts the peer transport, listening on `--listen-peer-urls`, when there are or may be
+/// other members: `--initial-cluster` names others, the replayed log does, or
+/// `--listen-peer-urls` was given (a lone member that may grow with `member add`, as etcd's
+/// always may). Only a lone member left on etcd's default peer url runs without one, so that
+/// several single-member servers on one machine do not contend for port 2380. Received raft
 /// messages go to the owner's inbox (dropped when it is full: raft retransmits).
 fn start_peer_transport(
     config: &ServerConfig,
+    log: &LogStore,
     inbox: Rc<local_channel::LocalSender<ToOwner>>,
 ) -> Result<Box<dyn RaftMessageSink>, RunError> {
     let local_id = config.member_id();
@@ -117,7 +152,10 @@ fn start_peer_transport(
             .address;
         peers.push(PeerAddress { id, address });
     }
-    if peers.is_empty() {
+    if peers.is_empty()
+        && !config.listen_peer_url_given
+        && !configuration_names_others(log, local_id)
+    {
         return Ok(Box::new(NoPeers));
     }
     let deliver: Deliver = Rc::new(move |from: u64, data: bytes::Bytes| {
@@ -417,7 +455,13 @@ async fn owner_shard(
             .map(|(id, _, _)| *id)
             .collect()
     };
-    let opened = LogStore::open(config.wal_dir(), config.wal_segment_bytes, &member_ids).await;
+    let opened = LogStore::open(
+        config.wal_dir(),
+        config.snap_dir(),
+        config.wal_segment_bytes,
+        &member_ids,
+    )
+    .await;
     let (log, summary) = match opened {
         Ok(opened) => opened,
         Err(error) => {
@@ -436,7 +480,7 @@ async fn owner_shard(
         bootstrapped = summary.bootstrapped,
         "wal replayed"
     );
-    let peers = match start_peer_transport(&config, inbox_sender.clone()) {
+    let peers = match start_peer_transport(&config, &log, inbox_sender.clone()) {
         Ok(peers) => peers,
         Err(error) => {
             shared.raft_status.set_failed();
@@ -467,6 +511,7 @@ async fn owner_shard(
             max_learners: config.max_learners,
             strict_reconfig_check: config.strict_reconfig_check,
         },
+        snapshot_count: config.snapshot_count,
     });
     let group = match group {
         Ok(group) => group,

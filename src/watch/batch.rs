@@ -9,6 +9,9 @@ pub struct EventBatch {
     pub events: Vec<Event>,
     pub first_revision: i64,
     pub last_revision: i64,
+    /// The store jumped to `last_revision` without events (a raft snapshot was installed):
+    /// every live watcher reads what it missed from history instead.
+    pub resync: bool,
 }
 
 pub fn event_revision(event: &Event) -> i64 {
@@ -16,6 +19,17 @@ pub fn event_revision(event: &Event) -> i64 {
 }
 
 impl EventBatch {
+    /// The store was replaced by a snapshot at `store_revision`: the revisions after
+    /// `from_revision - 1` were never delivered as events.
+    pub fn resync(from_revision: i64, store_revision: i64) -> EventBatch {
+        EventBatch {
+            events: Vec::new(),
+            first_revision: from_revision,
+            last_revision: store_revision,
+            resync: true,
+        }
+    }
+
     /// `events` must be non-empty and in revision order; `store_revision` is the store's
     /// revision after applying them.
     pub fn new(events: Vec<Event>, store_revision: i64) -> EventBatch {
@@ -30,6 +44,7 @@ impl EventBatch {
             events,
             first_revision,
             last_revision: store_revision,
+            resync: false,
         }
     }
 }

@@ -315,6 +315,11 @@ impl WatchHub {
             return;
         }
         let previous = self.delivered_revision;
+        if batch.resync {
+            self.catch_up_all_live(previous + 1);
+            self.delivered_revision = batch.last_revision;
+            return;
+        }
         let mut pending: HashMap<WatcherKey, Vec<Event>> = HashMap::new();
         for event in &batch.events {
             let Some(kv) = &event.kv else {
@@ -360,6 +365,20 @@ impl WatchHub {
             }
         }
         self.delivered_revision = batch.last_revision;
+    }
+
+    /// Every live watcher switches to catching up from history, from `from_revision` (or its
+    /// own start, if later): the live stream skipped revisions. One whose history is gone is
+    /// cancelled with the compaction revision by the catch-up step.
+    fn catch_up_all_live(&mut self, from_revision: i64) {
+        for (key, watcher) in self.watchers.iter_mut() {
+            if let Position::Live { min_revision } = watcher.position {
+                watcher.position = Position::CatchingUp {
+                    next_revision: min_revision.max(from_revision),
+                };
+                self.catching_up.insert(*key);
+            }
+        }
     }
 
     /// Feeds catching-up watchers from history, one bounded step each; a watcher that reaches

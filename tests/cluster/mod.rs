@@ -554,7 +554,7 @@ pub struct ClusterSpec {
     pub shards: usize,
     /// Members whose ready line [`Cluster::start`] waits for.
     pub wait_ready: Vec<usize>,
-    /// Flags every member gets on top of the harness's own.
+    /// Flags every member gets (and [`Cluster::start_joiner`] passes on to joiners).
     pub extra_args: Vec<String>,
 }
 
@@ -570,8 +570,8 @@ impl ClusterSpec {
         }
     }
 
-    /// Every member also gets `args`.
-    pub fn args(mut self, args: &[&str]) -> ClusterSpec {
+    /// Adds flags every member (and every joiner) is started with.
+    pub fn flags(mut self, args: &[&str]) -> ClusterSpec {
         self.extra_args
             .extend(args.iter().map(|arg| arg.to_string()));
         self
@@ -639,6 +639,8 @@ pub struct Cluster {
     pub members: Vec<Member>,
     proxies: Option<PeerProxies>,
     dir: tempfile::TempDir,
+    /// The spec's flags for every member, passed on to joiners.
+    common_args: Vec<String>,
 }
 
 impl Cluster {
@@ -710,6 +712,7 @@ impl Cluster {
             members,
             proxies,
             dir,
+            common_args: spec.extra_args.clone(),
         };
         for &i in &spec.wait_ready {
             cluster.members[i].wait_ready(0);
@@ -788,10 +791,14 @@ impl Cluster {
             log_path: self.dir.path().join(format!("{name}.log")),
             initial_cluster: initial.join(","),
             shards: 1,
-            extra_args: vec![
-                "--initial-cluster-state".to_string(),
-                "existing".to_string(),
-            ],
+            extra_args: [
+                vec![
+                    "--initial-cluster-state".to_string(),
+                    "existing".to_string(),
+                ],
+                self.common_args.clone(),
+            ]
+            .concat(),
             child: None,
             paused: false,
         };

@@ -7,7 +7,9 @@
 //! A history is a list of [`Op`]s, each with its invocation and response times on one monotonic
 //! clock, its [`Input`] and its [`Output`]. An operation that failed or timed out has
 //! [`Output::Unknown`]: it may or may not have taken effect, at any moment after its invocation
-//! (its response time is open-ended).
+//! (its response time is open-ended). That includes every error a write may get while the
+//! leader changes: `etcdserver: leader changed` (the proposal may still be committed by the new
+//! leader), `etcdserver: no leader`, `etcdserver: request timed out`, a client-side deadline.
 //!
 //! # Model
 //!
@@ -99,7 +101,8 @@ pub enum Output {
         current: Option<Kv>,
         revision: i64,
     },
-    /// Failed or timed out: it may or may not have taken effect.
+    /// Failed (any error, `etcdserver: leader changed` included) or timed out: it may or may
+    /// not have taken effect.
     Unknown,
 }
 

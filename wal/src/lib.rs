@@ -83,6 +83,16 @@ pub struct Recovered {
     pub records: Vec<Record>,
     /// Set when the last segment had a torn tail that was truncated.
     pub torn_tail: Option<TornTail>,
+    /// Which segment each record came from: `records` is these segments' records in order,
+    /// `segments[i].records` of them from segment `segments[i].seq`.
+    pub segments: Vec<SegmentRecords>,
+}
+
+/// How many of the recovered records one segment held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRecords {
+    pub seq: u64,
+    pub records: usize,
 }
 
 /// What one `sync` wrote.

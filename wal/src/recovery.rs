@@ -16,11 +16,12 @@ use crate::segment::{
     segment_file_name, write_blocks, write_zeros, EntryKind,
 };
 use crate::writer::{ActiveSegment, ClosedSegment};
-use crate::{Record, TornTail, WalConfig};
+use crate::{Record, SegmentRecords, TornTail, WalConfig};
 
 /// What recovery hands to the writer.
 pub(crate) struct RecoveredState {
     pub records: Vec<Record>,
+    pub segments: Vec<SegmentRecords>,
     pub torn_tail: Option<TornTail>,
     pub closed: Vec<ClosedSegment>,
     pub active: ActiveSegment,
@@ -276,6 +277,7 @@ pub(crate) async fn recover(
         encode_segment_header(&mut tail_block, 1, config.segment_bytes);
         return Ok(RecoveredState {
             records: Vec::new(),
+            segments: vec![SegmentRecords { seq: 1, records: 0 }],
             torn_tail: None,
             closed: Vec::new(),
             active: ActiveSegment {
@@ -290,6 +292,7 @@ pub(crate) async fn recover(
     };
 
     let mut records = Vec::new();
+    let mut segments = Vec::new();
     let mut closed = Vec::new();
     for (seq, path) in sealed {
         let file = open_ro(path).await?;
@@ -303,6 +306,10 @@ pub(crate) async fn recover(
         let scan = check_sealed(path, &data, scan_segment(&data, *seq))?;
         closed.push(ClosedSegment {
             data_end: scan.data_end,
+        });
+        segments.push(SegmentRecords {
+            seq: *seq,
+            records: scan.records.len(),
         });
         records.extend(scan.records);
     }
@@ -340,9 +347,14 @@ pub(crate) async fn recover(
             offset,
         });
     }
+    segments.push(SegmentRecords {
+        seq: *last_seq,
+        records: scan.records.len(),
+    });
     records.extend(scan.records);
     Ok(RecoveredState {
         records,
+        segments,
         torn_tail,
         closed,
         active: ActiveSegment {

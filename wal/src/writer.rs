@@ -13,7 +13,8 @@ use crate::format::{
 };
 use crate::recovery::recover;
 use crate::segment::{
-    close_quietly, create_segment, fdatasync, prime_iopoll_probe, sync_dir, write_blocks,
+    close_quietly, create_segment, fdatasync, prime_iopoll_probe, segment_file_name, sync_dir,
+    write_blocks,
 };
 use crate::{Recovered, SyncStats, WalConfig};
 
@@ -108,6 +109,7 @@ impl Wal {
         let recovered = Recovered {
             records: state.records,
             torn_tail: state.torn_tail,
+            segments: state.segments,
         };
         Ok((wal, recovered))
     }
@@ -245,6 +247,41 @@ impl Wal {
         self.closed.push(ClosedSegment { data_end: old.tail });
         close_quietly(old.file, &old.path).await;
         Ok(())
+    }
+
+    /// The segment the most recently appended record goes to (once synced); the active
+    /// segment when nothing is pending.
+    pub fn append_seq(&self) -> u64 {
+        self.plan.seq
+    }
+
+    /// The oldest segment still kept.
+    pub fn first_seq(&self) -> u64 {
+        self.active.seq - self.closed.len() as u64
+    }
+
+    /// Deletes the sealed segments older than `seq` (never the active one), oldest first, then
+    /// fsyncs the directory; returns how many were deleted. A crash part-way leaves a
+    /// contiguous run of newer segments, which `open` accepts. The caller must no longer need
+    /// any of their records.
+    pub async fn release_before(&mut self, seq: u64) -> Result<usize, WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        let release_to = seq.min(self.active.seq);
+        let mut released = 0;
+        while self.first_seq() < release_to {
+            let first = self.first_seq();
+            let path = self.config.dir.join(segment_file_name(first));
+            std::fs::remove_file(&path).map_err(|e| WalError::io(&path, e))?;
+            let segment = self.closed.remove(0);
+            self.closed_data_bytes -= segment.data_end - SEGMENT_HEADER_BYTES;
+            released += 1;
+        }
+        if released > 0 {
+            sync_dir(&self.dir, &self.config.dir).await?;
+        }
+        Ok(released)
     }
 
     /// Bytes appended but not yet synced (encoded size).

@@ -194,3 +194,67 @@ fn leftover_tmp_removed_and_other_files_ignored() {
         assert_eq!(wal.segment_count(), 1);
     });
 }
+
+#[test]
+fn released_segments_are_gone_and_the_rest_reopens() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Lcg::new(7);
+        let model: Vec<Record> = (0..400).map(|_| rng.record(2_000)).collect();
+        let kept_from_seq;
+        {
+            let (mut wal, _) = Wal::open(config(tmp.path())).await.unwrap();
+            append_in_batches(&mut wal, &model, &mut rng, 20).await;
+            assert!(wal.segment_count() >= 4, "the model spans several segments");
+            assert_eq!(wal.first_seq(), 1);
+            kept_from_seq = wal.append_seq() - 1;
+            let before_bytes = wal.total_bytes();
+            let released = wal.release_before(kept_from_seq).await.unwrap();
+            assert_eq!(released as u64, kept_from_seq - 1);
+            assert_eq!(wal.first_seq(), kept_from_seq);
+            assert!(wal.total_bytes() < before_bytes);
+            assert!(!segment_path(tmp.path(), 1).exists());
+            // Never the active segment, whatever is asked.
+            wal.release_before(u64::MAX).await.unwrap();
+            assert_eq!(wal.segment_count(), 1);
+            let extra = rng.record(100);
+            wal.append(extra.kind, &extra.payload).unwrap();
+            wal.sync().await.unwrap();
+            wal.close().await.unwrap();
+        }
+        let (wal, rec) = Wal::open(config(tmp.path())).await.unwrap();
+        assert_eq!(wal.segment_count(), 1);
+        assert_eq!(rec.segments.len(), 1);
+        assert_eq!(rec.segments[0].seq, wal.first_seq());
+        assert_eq!(rec.segments[0].records, rec.records.len());
+        assert!(rec.records.len() >= 1);
+        // The kept records are a suffix of the model plus the extra one.
+        let kept = &rec.records[..rec.records.len() - 1];
+        assert_eq!(kept, &model[model.len() - kept.len()..]);
+    });
+}
+
+#[test]
+fn recovered_records_name_their_segments() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Lcg::new(9);
+        let model: Vec<Record> = (0..300).map(|_| rng.record(2_000)).collect();
+        {
+            let (mut wal, _) = Wal::open(config(tmp.path())).await.unwrap();
+            append_in_batches(&mut wal, &model, &mut rng, 20).await;
+            wal.close().await.unwrap();
+        }
+        let (wal, rec) = Wal::open(config(tmp.path())).await.unwrap();
+        let seqs: Vec<u64> = rec.segments.iter().map(|s| s.seq).collect();
+        let expected: Vec<u64> = (1..=wal.segment_count() as u64).collect();
+        assert_eq!(seqs, expected);
+        let total: usize = rec.segments.iter().map(|s| s.records).sum();
+        assert_eq!(total, model.len());
+        let placements = layout(&model, TEST_SEGMENT_BYTES);
+        for segment in &rec.segments {
+            let planned = placements.iter().filter(|p| p.seq == segment.seq).count();
+            assert_eq!(planned, segment.records, "segment {}", segment.seq);
+        }
+    });
+}

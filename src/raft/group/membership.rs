@@ -156,6 +156,10 @@ impl RaftGroup {
                 return;
             }
         };
+        if matches!(planned, Planned::Add(_)) && !self.peers.reaches_peers() {
+            self.answer_membership(asker, refusal(ServerError::NoPeerListener));
+            return;
+        }
         self.next_proposal_key = self.next_proposal_key.wrapping_add(1);
         let key = self.next_proposal_key;
         let proposed = match planned {
@@ -263,7 +267,7 @@ impl RaftGroup {
     }
 
     /// Tells the transport where a member listens (only when that is news to it).
-    fn connect_peer(&self, member: &Member, known_urls: Option<&[String]>) {
+    pub(super) fn connect_peer(&self, member: &Member, known_urls: Option<&[String]>) {
         if member.id == self.node.raft.id || known_urls == Some(member.peer_ur_ls.as_slice()) {
             return;
         }
@@ -281,7 +285,7 @@ impl RaftGroup {
         }
     }
 
-    fn publish_members(&mut self) {
+    pub(super) fn publish_members(&mut self) {
         self.shared_members.store(Arc::new(self.members.clone()));
     }
 

@@ -1,0 +1,244 @@
+//! Raft snapshots on disk: one file per snapshot in `member/snap/`.
+//!
+//! ```text
+//! name   {term:016x}-{index:016x}.snap
+//! 0..8   magic "CPSNAP\0\x01"
+//! 8..16  body length, u64 LE
+//! 16..20 crc32 of the body, u32 LE
+//! 20..24 zero
+//! 24..   body: an encoded eraftpb.Snapshot (metadata: index, term, conf state; data: the
+//!        state machine, see `snapshot_state`)
+//! ```
+//!
+//! Saving writes `NAME.tmp`, fsyncs it, renames it to `NAME` and fsyncs the directory, so a
+//! crash leaves either no file or a whole one (a leftover `.tmp` is deleted on load). Only then
+//! does the log store write the WAL records that depend on it. Loading takes the newest file
+//! whose checksum holds; a damaged one is reported with its path and offset and skipped (the
+//! WAL replay then fails with a gap if the older snapshot is not enough).
+
+use protobuf::Message as ProtobufMessage;
+use raft::eraftpb::Snapshot;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: [u8; 8] = *b"CPSNAP\0\x01";
+const HEADER_BYTES: usize = 24;
+/// Snapshot files kept; older ones are deleted once a newer one is durable.
+pub const SNAPSHOT_FILES_KEPT: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotFileError {
+    #[error("snapshot file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot file {path} is damaged at offset {offset}: {reason}")]
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotFileError + '_ {
+    move |source| SnapshotFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub fn file_name(term: u64, index: u64) -> String {
+    format!("{term:016x}-{index:016x}.snap")
+}
+
+/// `(term, index)` of a snapshot file name.
+fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(".snap")?;
+    let (term, index) = stem.split_once('-')?;
+    if term.len() != 16 || index.len() != 16 {
+        return None;
+    }
+    Some((
+        u64::from_str_radix(term, 16).ok()?,
+        u64::from_str_radix(index, 16).ok()?,
+    ))
+}
+
+/// Encodes a snapshot into the file layout above.
+pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
+    let body = snapshot
+        .write_to_bytes()
+        .unwrap_or_else(|error| unreachable!("raft snapshot encodes: {error}"));
+    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a file's bytes, checking the header and the checksum.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> {
+    let damaged = |offset: u64, reason: &str| SnapshotFileError::Damaged {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.to_string(),
+    };
+    if bytes.len() < HEADER_BYTES {
+        return Err(damaged(0, "shorter than the header"));
+    }
+    if bytes[0..8] != MAGIC {
+        return Err(damaged(0, "bad magic"));
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[8..16]);
+    let body_len = u64::from_le_bytes(word);
+    let body = &bytes[HEADER_BYTES..];
+    if body.len() as u64 != body_len {
+        return Err(damaged(8, "body length does not match the file size"));
+    }
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&bytes[16..20]);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc) {
+        return Err(damaged(HEADER_BYTES as u64, "checksum mismatch"));
+    }
+    Snapshot::parse_from_bytes(body)
+        .map_err(|error| damaged(HEADER_BYTES as u64, &format!("does not decode: {error}")))
+}
+
+/// Writes `snapshot` durably into `dir` (created if missing), then deletes all but the newest
+/// [`SNAPSHOT_FILES_KEPT`] files.
+pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let metadata = snapshot.get_metadata();
+    let name = file_name(metadata.term, metadata.index);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
+        file.write_all(&encode(snapshot)).map_err(io_error(&tmp))?;
+        file.sync_all().map_err(io_error(&tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
+    sync_dir(dir)?;
+    let mut files = list(dir)?;
+    files.sort_unstable_by_key(|file| std::cmp::Reverse(file.0));
+    for (_, old) in files.into_iter().skip(SNAPSHOT_FILES_KEPT) {
+        std::fs::remove_file(&old).map_err(io_error(&old))?;
+    }
+    Ok(path)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SnapshotFileError> {
+    std::fs::File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error(dir))
+}
+
+/// A snapshot file: `((index, term), path)`.
+type SnapshotFile = ((u64, u64), PathBuf);
+
+/// Snapshot files in `dir`; leftover `.tmp` files are deleted.
+fn list(dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotFileError> {
+    let mut files = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        Err(error) => return Err(io_error(dir)(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if name.ends_with(".snap.tmp") {
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+        } else if let Some((term, index)) = parse_name(&name) {
+            files.push(((index, term), path));
+        }
+    }
+    Ok(files)
+}
+
+/// The newest snapshot in `dir` that reads back intact, if any.
+pub fn load_newest(dir: &Path) -> Result<Option<Snapshot>, SnapshotFileError> {
+    let mut files = list(dir)?;
+    files.sort_unstable_by_key(|file| std::cmp::Reverse(file.0));
+    for ((index, term), path) in files {
+        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+        match decode(&path, &bytes) {
+            Ok(snapshot)
+                if snapshot.get_metadata().index == index
+                    && snapshot.get_metadata().term == term =>
+            {
+                return Ok(Some(snapshot))
+            }
+            Ok(_) => tracing::error!(
+                path = %path.display(),
+                "snapshot file's metadata does not match its name; skipped"
+            ),
+            Err(error) => tracing::error!(%error, "snapshot file skipped"),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(term: u64, index: u64, data: &[u8]) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().term = term;
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+        snapshot.data = data.to_vec().into();
+        snapshot
+    }
+
+    #[test]
+    fn saved_snapshots_load_newest_first_and_old_ones_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(load_newest(dir.path()).expect("empty").is_none());
+        for index in [10, 20, 30] {
+            save(dir.path(), &snapshot(2, index, b"state")).expect("save");
+        }
+        let newest = load_newest(dir.path()).expect("load").expect("some");
+        assert_eq!(newest.get_metadata().index, 30);
+        assert_eq!(newest.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
+        assert_eq!(newest.data.as_ref(), b"state");
+        assert_eq!(list(dir.path()).expect("list").len(), SNAPSHOT_FILES_KEPT);
+    }
+
+    #[test]
+    fn a_damaged_newest_file_is_named_and_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        save(dir.path(), &snapshot(2, 10, b"older")).expect("save");
+        let newest = save(dir.path(), &snapshot(2, 20, b"newer")).expect("save");
+        let mut bytes = std::fs::read(&newest).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&newest, &bytes).expect("write");
+        match decode(&newest, &bytes) {
+            Err(SnapshotFileError::Damaged { path, offset, .. }) => {
+                assert_eq!(path, newest);
+                assert_eq!(offset, HEADER_BYTES as u64);
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
+        let loaded = load_newest(dir.path()).expect("load").expect("some");
+        assert_eq!(loaded.data.as_ref(), b"older");
+    }
+
+    #[test]
+    fn leftover_tmp_files_are_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = dir.path().join(format!("{}.tmp", file_name(1, 5)));
+        std::fs::write(&tmp, b"partial").expect("write");
+        assert!(load_newest(dir.path()).expect("load").is_none());
+        assert!(!tmp.exists());
+    }
+}
