@@ -15,7 +15,7 @@ mod cluster;
 mod common;
 
 use bytes::Bytes;
-use cluster::{Cluster, ClusterSpec, POLL};
+use cluster::{Cluster, ClusterSpec, EVENTUALLY, POLL};
 use common::*;
 use etcd_client::{
     AlarmAction, AlarmType, Client, CompactionOptions, Compare, CompareOp, GetOptions,
@@ -552,31 +552,44 @@ fn hashkv_agrees_across_a_cluster_and_restarts() {
     let last = *revisions.last().expect("revisions");
     runtime.block_on(cluster.wait_converged(&cluster.all(), last));
 
+    // `--cluster` asks for the member list first: a member that has not yet published its
+    // client URLs after a (re)start is not in it, so this polls until all three answer.
     let hashes = |cluster: &Cluster| -> Vec<(String, u64, i64, i64)> {
-        let output = cluster.etcdctl(
-            &[0],
-            Duration::from_secs(10),
-            &["endpoint", "hashkv", "--cluster", "-w", "json"],
-        );
-        assert!(output.status.success(), "{}", describe(&output));
-        let parsed: serde_json::Value =
-            serde_json::from_str(stdout(&output).trim()).expect("hashkv json");
-        let mut rows: Vec<(String, u64, i64, i64)> = parsed
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|entry| {
-                let hash = &entry["HashKV"];
-                (
-                    entry["Endpoint"].as_str().expect("endpoint").to_string(),
-                    hash["hash"].as_u64().expect("hash"),
-                    hash["compact_revision"].as_i64().expect("compact revision"),
-                    hash["header"]["revision"].as_i64().expect("revision"),
-                )
-            })
-            .collect();
-        rows.sort();
-        rows
+        let deadline = Instant::now() + EVENTUALLY;
+        loop {
+            let output = cluster.etcdctl(
+                &[0],
+                Duration::from_secs(10),
+                &["endpoint", "hashkv", "--cluster", "-w", "json"],
+            );
+            let parsed: serde_json::Value =
+                serde_json::from_str(stdout(&output).trim()).unwrap_or_default();
+            let mut rows: Vec<(String, u64, i64, i64)> = parsed
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|entry| {
+                    let hash = &entry["HashKV"];
+                    Some((
+                        entry["Endpoint"].as_str()?.to_string(),
+                        hash["hash"].as_u64()?,
+                        hash["compact_revision"].as_i64()?,
+                        hash["header"]["revision"].as_i64()?,
+                    ))
+                })
+                .collect();
+            if output.status.success() && rows.len() == 3 {
+                rows.sort();
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "endpoint hashkv --cluster never answered for 3 members: {}",
+                describe(&output)
+            );
+            std::thread::sleep(POLL);
+        }
     };
     let agreed = |rows: &[(String, u64, i64, i64)]| -> (u64, i64, i64) {
         assert_eq!(rows.len(), 3, "{rows:?}");
