@@ -182,6 +182,63 @@ fn nospace_refuses_growing_writes_until_disarmed() {
     assert!(etcdctl_ok(&endpoint, &["lease", "grant", "100"]).contains("granted with TTL"));
 }
 
+/// Maintenance.Alarm through the Rust client: ACTIVATE answers with the alarm, raised alarms
+/// refuse what etcd's appliers refuse (CORRUPT every write, with etcd's DataLoss status),
+/// DEACTIVATE answers with what it cleared and nothing for an alarm that is not raised.
+#[test]
+fn alarm_activate_and_deactivate_through_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(Flavor::Capstan, dir.path(), &[]);
+    let endpoint = server.endpoint();
+    let runtime = tokio_runtime();
+    runtime.block_on(async {
+        let mut client = connect(&endpoint).await;
+        client.put("a", "1", None).await.expect("put");
+        let alarm = |member: u64| {
+            let mut options = etcd_client::AlarmOptions::new();
+            options.with_member(member);
+            Some(options)
+        };
+        let listed = |response: etcd_client::AlarmResponse| -> Vec<(u64, AlarmType)> {
+            response
+                .alarms()
+                .iter()
+                .map(|alarm| (alarm.member_id(), alarm.alarm()))
+                .collect()
+        };
+        let raised = client
+            .alarm(AlarmAction::Activate, AlarmType::Corrupt, alarm(42))
+            .await
+            .expect("activate");
+        assert_eq!(listed(raised), vec![(42, AlarmType::Corrupt)]);
+        match client.delete("a", None).await {
+            Err(etcd_client::Error::GRpcStatus(status)) => {
+                assert_eq!(format!("{:?}", status.code()), "DataLoss");
+                assert_eq!(status.message(), "etcdserver: corrupt cluster");
+            }
+            other => panic!("delete under CORRUPT: {other:?}"),
+        }
+        let read = client.get("a", None).await.expect("reads are served");
+        assert_eq!(read.kvs()[0].value(), b"1");
+        let nothing = client
+            .alarm(AlarmAction::Deactivate, AlarmType::Corrupt, alarm(7))
+            .await
+            .expect("deactivate");
+        assert_eq!(listed(nothing), vec![]);
+        let cleared = client
+            .alarm(AlarmAction::Deactivate, AlarmType::Corrupt, alarm(42))
+            .await
+            .expect("deactivate");
+        assert_eq!(listed(cleared), vec![(42, AlarmType::Corrupt)]);
+        let all = client
+            .alarm(AlarmAction::Get, AlarmType::None, None)
+            .await
+            .expect("get");
+        assert_eq!(listed(all), vec![]);
+        client.delete("a", None).await.expect("writes again");
+    });
+}
+
 /// An alarm is applied state: it is still raised after a kill -9 and a restart (replayed from
 /// the log), and so is its disarming.
 #[test]
