@@ -38,4 +38,5 @@ pub mod peer;
 pub mod raft;
 pub mod server;
 pub mod shard;
+pub mod store;
 pub mod watch;

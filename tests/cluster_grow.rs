@@ -14,48 +14,25 @@ mod common;
 
 use cluster::*;
 use common::*;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-/// etcdctl's `--command-timeout` for calls expected to succeed.
-const TIMEOUT: Duration = Duration::from_secs(10);
 /// etcdctl's `--command-timeout` for a write that must not be acknowledged.
 const REFUSED_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Keys written while the cluster had one member.
 const KEYS_ALONE: usize = 20;
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn succeeds(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
-    let output = cluster.etcdctl(members, TIMEOUT, args);
-    assert!(
-        output.status.success(),
-        "etcdctl {args:?}: {}\n{}",
-        text(&output),
-        cluster.log_tails(30)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Retries `args` until etcdctl succeeds (a member that just joined may still be electing).
 fn eventually_succeeds(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
     let deadline = Instant::now() + EVENTUALLY;
     loop {
-        let output = cluster.etcdctl(members, TIMEOUT, args);
+        let output = cluster.etcdctl(members, CTL_TIMEOUT, args);
         if output.status.success() {
             return String::from_utf8_lossy(&output.stdout).into_owned();
         }
         assert!(
             Instant::now() < deadline,
             "etcdctl {args:?} never succeeded: {}\n{}",
-            text(&output),
+            ctl_text(&output),
             cluster.log_tails(30)
         );
         std::thread::sleep(POLL);
@@ -78,7 +55,7 @@ fn strings(value: &serde_json::Value) -> Vec<String> {
 }
 
 fn member_list(cluster: &Cluster, members: &[usize]) -> Vec<Listed> {
-    let stdout = succeeds(cluster, members, &["member", "list", "-w", "json"]);
+    let stdout = ctl_ok(cluster, members, &["member", "list", "-w", "json"]);
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("member list json");
     let mut list: Vec<Listed> = json["members"]
         .as_array()
@@ -102,7 +79,7 @@ fn member_list(cluster: &Cluster, members: &[usize]) -> Vec<Listed> {
 /// member's id and the `--initial-cluster-state existing` to start it with.
 fn add_member(cluster: &Cluster, via: &[usize], name: &str, peer_port: u16) -> u64 {
     let url = format!("http://127.0.0.1:{peer_port}");
-    let added = succeeds(
+    let added = ctl_ok(
         cluster,
         via,
         &["member", "add", name, &format!("--peer-urls={url}")],
@@ -123,7 +100,7 @@ fn wait_caught_up(cluster: &Cluster, member: usize) {
     loop {
         let got = cluster.etcdctl(
             &[member],
-            TIMEOUT,
+            CTL_TIMEOUT,
             &[
                 "get",
                 "alone/",
@@ -142,7 +119,7 @@ fn wait_caught_up(cluster: &Cluster, member: usize) {
             Instant::now() < deadline,
             "n{} has {keys} of {KEYS_ALONE} keys: {}\n{}",
             member + 1,
-            text(&got),
+            ctl_text(&got),
             cluster.log(member)
         );
         std::thread::sleep(POLL);
@@ -156,7 +133,7 @@ fn assert_cluster_status(cluster: &Cluster, via: &[usize], expected_members: usi
     loop {
         let output = cluster.etcdctl(
             via,
-            TIMEOUT,
+            CTL_TIMEOUT,
             &["endpoint", "status", "--cluster", "-w", "json"],
         );
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -208,7 +185,7 @@ fn assert_cluster_status(cluster: &Cluster, via: &[usize], expected_members: usi
             Instant::now() < deadline,
             "endpoint status --cluster never showed {expected_members} agreeing members: {}\n\
              member list: {:?}\n{}",
-            text(&output),
+            ctl_text(&output),
             member_list(cluster, via),
             cluster.log_tails(30)
         );
@@ -222,7 +199,7 @@ fn a_single_member_grows_to_three_with_member_add() {
     let mut cluster = Cluster::start(ClusterSpec::new(1));
     let n1 = 0;
     for i in 0..KEYS_ALONE {
-        succeeds(
+        ctl_ok(
             &cluster,
             &[n1],
             &["put", &format!("alone/{i:02}"), &format!("v{i}")],
@@ -249,7 +226,7 @@ fn a_single_member_grows_to_three_with_member_add() {
     assert!(
         !refused.status.success(),
         "a write was acknowledged by one of two voters: {}",
-        text(&refused)
+        ctl_text(&refused)
     );
 
     let n2 = cluster.start_joiner("n2", n2_port, &[n1]);
@@ -342,7 +319,7 @@ fn a_lone_member_without_a_peer_listener_refuses_member_add() {
         ],
         None,
     );
-    let all = text(&output);
+    let all = ctl_text(&output);
     assert!(
         !output.status.success() && all.contains("without --listen-peer-urls"),
         "member add on a member without a peer listener: {all}"

@@ -7,33 +7,10 @@ mod common;
 
 use cluster::*;
 use common::*;
-use std::process::Output;
-use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn succeeds(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
-    let output = cluster.etcdctl(members, TIMEOUT, args);
-    assert!(
-        output.status.success(),
-        "etcdctl {args:?}: {}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn fails_with(cluster: &Cluster, members: &[usize], args: &[&str], message: &str) {
-    let output = cluster.etcdctl(members, TIMEOUT, args);
-    let all = text(&output);
+    let output = cluster.etcdctl(members, CTL_TIMEOUT, args);
+    let all = ctl_text(&output);
     assert!(
         !output.status.success() && all.contains(message),
         "etcdctl {args:?} should fail with {message:?}: {all}"
@@ -42,7 +19,7 @@ fn fails_with(cluster: &Cluster, members: &[usize], args: &[&str], message: &str
 
 /// (id, name, peer urls, is learner) of every member, from `member list -w json`.
 fn member_list(cluster: &Cluster, members: &[usize]) -> Vec<(u64, String, Vec<String>, bool)> {
-    let stdout = succeeds(cluster, members, &["member", "list", "-w", "json"]);
+    let stdout = ctl_ok(cluster, members, &["member", "list", "-w", "json"]);
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("member list json");
     let mut list: Vec<(u64, String, Vec<String>, bool)> = json["members"]
         .as_array()
@@ -76,7 +53,7 @@ fn learners_are_added_refused_updated_and_removed_like_etcd() {
     let followers = cluster.others(&[leadership.leader]);
     let follower = [followers[0]];
     let learner_url = format!("http://127.0.0.1:{}", free_port());
-    let added = succeeds(
+    let added = ctl_ok(
         &cluster,
         &follower,
         &[
@@ -149,7 +126,7 @@ fn learners_are_added_refused_updated_and_removed_like_etcd() {
     );
 
     let moved_url = format!("http://127.0.0.1:{}", free_port());
-    let updated = succeeds(
+    let updated = ctl_ok(
         &cluster,
         &follower,
         &[
@@ -167,14 +144,14 @@ fn learners_are_added_refused_updated_and_removed_like_etcd() {
         .expect("learner listed");
     assert_eq!(learner.2, [moved_url]);
 
-    let removed = succeeds(&cluster, &follower, &["member", "remove", &learner_hex]);
+    let removed = ctl_ok(&cluster, &follower, &["member", "remove", &learner_hex]);
     assert!(removed.contains("removed from cluster"), "{removed}");
     assert_eq!(member_list(&cluster, &cluster.all()).len(), 3);
 
     // Remove a voter (not the one asked): it stops; the other two keep serving.
     let victim = followers[1];
     let victim_hex = format!("{:x}", cluster.members[victim].id);
-    succeeds(&cluster, &follower, &["member", "remove", &victim_hex]);
+    ctl_ok(&cluster, &follower, &["member", "remove", &victim_hex]);
     let status = cluster.wait_exit(victim, EVENTUALLY);
     assert!(
         status.is_some(),
@@ -191,9 +168,9 @@ fn learners_are_added_refused_updated_and_removed_like_etcd() {
     let survivors = cluster.others(&[victim]);
     let list = member_list(&cluster, &survivors);
     assert_eq!(list.len(), 2, "{list:?}");
-    succeeds(&cluster, &survivors, &["put", "after-removal", "ok"]);
+    ctl_ok(&cluster, &survivors, &["put", "after-removal", "ok"]);
     for &i in &survivors {
-        let got = succeeds(&cluster, &[i], &["get", "after-removal", "--consistency=s"]);
+        let got = ctl_ok(&cluster, &[i], &["get", "after-removal", "--consistency=s"]);
         assert!(got.contains("ok"), "member {i}: {got}");
     }
 }
@@ -205,7 +182,7 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
     let leadership = cluster.wait_for_leader(&cluster.all());
     let voters = cluster.all();
     for i in 0..20 {
-        succeeds(
+        ctl_ok(
             &cluster,
             &voters,
             &["put", &format!("before/{i:02}"), &format!("v{i}")],
@@ -213,7 +190,7 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
     }
     let peer_port = free_port();
     let learner_url = format!("http://127.0.0.1:{peer_port}");
-    succeeds(
+    ctl_ok(
         &cluster,
         &[leadership.leader],
         &[
@@ -231,7 +208,7 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
     loop {
         let got = cluster.etcdctl(
             &[learner],
-            TIMEOUT,
+            CTL_TIMEOUT,
             &[
                 "get",
                 "before/",
@@ -249,7 +226,7 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
         assert!(
             std::time::Instant::now() < deadline,
             "learner has {keys} of 20 keys: {}\n{}",
-            text(&got),
+            ctl_text(&got),
             cluster.log(learner)
         );
         std::thread::sleep(POLL);
@@ -267,7 +244,7 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
         &["get", "before/00"],
         "etcdserver: rpc not supported for learner",
     );
-    let status = succeeds(&cluster, &[learner], &["endpoint", "status", "-w", "json"]);
+    let status = ctl_ok(&cluster, &[learner], &["endpoint", "status", "-w", "json"]);
     assert!(status.contains("\"isLearner\":true"), "{status}");
 
     // Watch works on the learner: a write through the leader reaches a watcher there.
@@ -292,19 +269,20 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
     let learner_hex = format!("{:x}", cluster.members[learner].id);
     let deadline = std::time::Instant::now() + EVENTUALLY;
     loop {
-        let output = cluster.etcdctl(&voters, TIMEOUT, &["member", "promote", &learner_hex]);
+        let output = cluster.etcdctl(&voters, CTL_TIMEOUT, &["member", "promote", &learner_hex]);
         if output.status.success() {
             assert!(
                 String::from_utf8_lossy(&output.stdout).contains("promoted"),
                 "{}",
-                text(&output)
+                ctl_text(&output)
             );
             break;
         }
         assert!(
-            text(&output).contains("in sync with leader") && std::time::Instant::now() < deadline,
+            ctl_text(&output).contains("in sync with leader")
+                && std::time::Instant::now() < deadline,
             "promote: {}",
-            text(&output)
+            ctl_text(&output)
         );
         std::thread::sleep(POLL);
     }
@@ -320,8 +298,8 @@ fn a_learner_joins_with_existing_state_catches_up_serves_watches_and_is_promoted
         .expect("n4 published its name");
     assert_eq!(promoted.0, cluster.members[learner].id);
     // The promoted member takes writes and linearizable reads.
-    succeeds(&cluster, &[learner], &["put", "on-promoted", "yes"]);
-    let got = succeeds(&cluster, &[learner], &["get", "on-promoted"]);
+    ctl_ok(&cluster, &[learner], &["put", "on-promoted", "yes"]);
+    let got = ctl_ok(&cluster, &[learner], &["get", "on-promoted"]);
     assert!(got.contains("yes"), "{got}");
 }
 
@@ -332,7 +310,7 @@ fn move_leader_hands_leadership_to_a_voter_only_from_the_leader() {
     let leadership = cluster.wait_for_leader(&cluster.all());
     let target = cluster.others(&[leadership.leader])[0];
     let target_hex = format!("{:x}", cluster.members[target].id);
-    let moved = succeeds(&cluster, &cluster.all(), &["move-leader", &target_hex]);
+    let moved = ctl_ok(&cluster, &cluster.all(), &["move-leader", &target_hex]);
     assert!(moved.contains("Leadership transferred"), "{moved}");
     let now = cluster.wait_for_leader(&cluster.all());
     assert_eq!(now.leader, target);

@@ -12,35 +12,14 @@ use cluster::*;
 use common::*;
 use etcd_client::{EventType, WatchOptions};
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
 const SNAPSHOT_TAKEN: &str = "raft snapshot taken; log compacted";
 const SNAPSHOT_INSTALLED: &str = "snapshot from the leader installed";
 const RESTORED: &str = "state restored from snapshot";
 
 fn spec(size: usize) -> ClusterSpec {
     ClusterSpec::new(size).flags(&["--snapshot-count", "100", "--wal-segment-bytes", "65536"])
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn succeeds(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
-    let output = cluster.etcdctl(members, TIMEOUT, args);
-    assert!(
-        output.status.success(),
-        "etcdctl {args:?}: {}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Writes `count` keys `prefix/NNNN` with ~200-byte values through `member`; the revision of
@@ -104,21 +83,21 @@ fn a_follower_behind_the_compacted_log_catches_up_through_a_snapshot_and_restart
     cluster.kill9(follower);
 
     // A lease with a key, a delete and a compaction travel in the snapshot too.
-    let lease_out = succeeds(&cluster, &[leader], &["lease", "grant", "600"]);
+    let lease_out = ctl_ok(&cluster, &[leader], &["lease", "grant", "600"]);
     let lease_id = lease_out
         .split_whitespace()
         .nth(1)
         .expect("lease id")
         .to_string();
-    succeeds(
+    ctl_ok(
         &cluster,
         &[leader],
         &["put", "leased", "x", "--lease", &lease_id],
     );
     write_keys(&cluster, leader, "a", 300);
-    succeeds(&cluster, &[leader], &["del", "a/0000"]);
+    ctl_ok(&cluster, &[leader], &["del", "a/0000"]);
     let compact_at = write_keys(&cluster, leader, "b", 100);
-    succeeds(
+    ctl_ok(
         &cluster,
         &[leader],
         &["compaction", &compact_at.to_string()],
@@ -152,7 +131,7 @@ fn a_follower_behind_the_compacted_log_catches_up_through_a_snapshot_and_restart
     // History below the compaction is gone on the follower as on the leader.
     let old = cluster.etcdctl(
         &[follower],
-        TIMEOUT,
+        CTL_TIMEOUT,
         &[
             "get",
             "b/0000",
@@ -161,11 +140,11 @@ fn a_follower_behind_the_compacted_log_catches_up_through_a_snapshot_and_restart
         ],
     );
     assert!(
-        text(&old).contains("required revision has been compacted"),
+        ctl_text(&old).contains("required revision has been compacted"),
         "{}",
-        text(&old)
+        ctl_text(&old)
     );
-    let ttl = succeeds(
+    let ttl = ctl_ok(
         &cluster,
         &[follower],
         &["lease", "timetolive", &lease_id, "--keys"],
@@ -246,7 +225,7 @@ fn a_learner_joins_after_compaction_through_a_snapshot_is_promoted_then_a_member
     wait_for_log(&cluster, leadership.leader, SNAPSHOT_TAKEN);
 
     let peer_port = free_port();
-    succeeds(
+    ctl_ok(
         &cluster,
         &[leadership.leader],
         &[
@@ -266,29 +245,29 @@ fn a_learner_joins_after_compaction_through_a_snapshot_is_promoted_then_a_member
     let learner_hex = format!("{:x}", cluster.members[learner].id);
     let deadline = Instant::now() + EVENTUALLY;
     loop {
-        let output = cluster.etcdctl(&voters, TIMEOUT, &["member", "promote", &learner_hex]);
+        let output = cluster.etcdctl(&voters, CTL_TIMEOUT, &["member", "promote", &learner_hex]);
         if output.status.success() {
             break;
         }
         assert!(
-            text(&output).contains("in sync with leader") && Instant::now() < deadline,
+            ctl_text(&output).contains("in sync with leader") && Instant::now() < deadline,
             "promote: {}",
-            text(&output)
+            ctl_text(&output)
         );
         std::thread::sleep(POLL);
     }
-    succeeds(&cluster, &[learner], &["put", "on-promoted", "yes"]);
+    ctl_ok(&cluster, &[learner], &["put", "on-promoted", "yes"]);
 
     // Remove a follower that is not the new member; the other three keep serving.
     let leader = cluster.wait_for_leader(&all).leader;
     let victim = *voters.iter().find(|&&i| i != leader).expect("a follower");
     let victim_hex = format!("{:x}", cluster.members[victim].id);
-    succeeds(&cluster, &[leader], &["member", "remove", &victim_hex]);
+    ctl_ok(&cluster, &[leader], &["member", "remove", &victim_hex]);
     let rest: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
     let after = write_keys(&cluster, learner, "after", 150);
     let dump = converge(&cluster, &rest, after);
     assert!(dump.value("before/0299").is_some());
     assert!(dump.value("on-promoted").is_some());
-    let list = succeeds(&cluster, &rest, &["member", "list"]);
+    let list = ctl_ok(&cluster, &rest, &["member", "list"]);
     assert_eq!(list.lines().count(), 3, "{list}");
 }

@@ -71,9 +71,10 @@ member_pid() {
     pid="$(tr -d '[:space:]' <"$dir/$name.pid")"
     [[ "$pid" =~ ^[0-9]+$ && "$pid" -gt 1 ]] || return 1
     [[ -r "/proc/$pid/stat" ]] || return 1
-    state="$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)"
-    [[ "$state" != Z && "$state" != X ]] || return 1
-    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$dir/$name.data" || return 1
+    # The process may exit between these reads: no message, it is simply not running.
+    state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+    [[ -n "$state" && "$state" != Z && "$state" != X ]] || return 1
+    { tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF "$dir/$name.data" || return 1
     echo "$pid"
 }
 

@@ -730,14 +730,22 @@ impl RaftGroup {
         }
     }
 
-    /// Serving starts once a leader is known and everything committed is applied (replay is
-    /// over); a leader also waits until its own first entry is committed.
+    /// Serving starts once this member is in the configuration, a leader is known and everything
+    /// committed is applied (replay is over); a leader also waits until its own first entry is
+    /// committed.
     fn mark_serving_once_caught_up(&mut self) {
         if self.status.is_serving() {
             return;
         }
+        // A member that joined with an empty log has caught up only once it applied its own
+        // addition (a snapshot or the conf change naming it): before that, a leader known from
+        // a heartbeat says nothing about how much of the log it has.
+        let conf_state = self.log.conf_state();
+        let id = self.node.raft.id;
+        let knows_itself = conf_state.voters.contains(&id) || conf_state.learners.contains(&id);
         let raft = &self.node.raft;
-        let caught_up = raft.leader_id != raft::INVALID_ID
+        let caught_up = knows_itself
+            && raft.leader_id != raft::INVALID_ID
             && raft.raft_log.applied == raft.raft_log.committed
             && (raft.state != StateRole::Leader
                 || raft.raft_log.committed == raft.raft_log.last_index());

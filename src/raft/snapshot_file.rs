@@ -10,7 +10,7 @@
 //!        state machine, see `snapshot_state`)
 //! ```
 //!
-//! Saving writes `NAME.tmp`, fsyncs it, renames it to `NAME` and fsyncs the directory, so a
+//! Saving writes `NAME.PID-N.tmp`, fsyncs it, renames it to `NAME` and fsyncs the directory, so a
 //! crash leaves either no file or a whole one (a leftover `.tmp` is deleted on load). Only then
 //! does the log store write the WAL records that depend on it. Loading takes the newest file
 //! whose checksum holds; a damaged one is reported with its path and offset and skipped (the
@@ -22,15 +22,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"CPSNAP\0\x01";
+/// Makes every unfinished file's name unique within the process.
+static TMP_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 const HEADER_BYTES: usize = 24;
 /// Snapshot files kept; older ones are deleted once a newer one is durable.
 pub const SNAPSHOT_FILES_KEPT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotFileError {
-    #[error("snapshot file {path}: {source}")]
+    #[error("snapshot file {path}: {operation}: {source}")]
     Io {
         path: PathBuf,
+        operation: &'static str,
         source: std::io::Error,
     },
     #[error("snapshot file {path} is damaged at offset {offset}: {reason}")]
@@ -41,9 +44,13 @@ pub enum SnapshotFileError {
     },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotFileError + '_ {
+fn io_error<'a>(
+    path: &'a Path,
+    operation: &'static str,
+) -> impl FnOnce(std::io::Error) -> SnapshotFileError + 'a {
     move |source| SnapshotFileError::Io {
         path: path.to_path_buf(),
+        operation,
         source,
     }
 }
@@ -111,22 +118,26 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> 
 /// Writes `snapshot` durably into `dir` (created if missing), then deletes all but the newest
 /// [`SNAPSHOT_FILES_KEPT`] files.
 pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileError> {
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    std::fs::create_dir_all(dir).map_err(io_error(dir, "create directory"))?;
     let metadata = snapshot.get_metadata();
     let name = file_name(metadata.term, metadata.index);
     let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}.tmp"));
+    // A name of its own, so two saves in flight (the group's own snapshot thread and an
+    // install from the leader) never write or rename each other's file.
+    let sequence = TMP_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{}-{sequence}.tmp", std::process::id()));
     {
-        let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        file.write_all(&encode(snapshot)).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
+        let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp, "create"))?;
+        file.write_all(&encode(snapshot))
+            .map_err(io_error(&tmp, "write"))?;
+        file.sync_all().map_err(io_error(&tmp, "fsync"))?;
     }
-    std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
+    std::fs::rename(&tmp, &path).map_err(io_error(&tmp, "rename"))?;
     sync_dir(dir)?;
-    let mut files = list(dir)?;
+    let mut files = list(dir, false)?;
     files.sort_unstable_by_key(|file| std::cmp::Reverse(file.0));
     for (_, old) in files.into_iter().skip(SNAPSHOT_FILES_KEPT) {
-        std::fs::remove_file(&old).map_err(io_error(&old))?;
+        std::fs::remove_file(&old).map_err(io_error(&old, "delete old snapshot"))?;
     }
     Ok(path)
 }
@@ -134,28 +145,31 @@ pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileErro
 fn sync_dir(dir: &Path) -> Result<(), SnapshotFileError> {
     std::fs::File::open(dir)
         .and_then(|handle| handle.sync_all())
-        .map_err(io_error(dir))
+        .map_err(io_error(dir, "fsync directory"))
 }
 
 /// A snapshot file: `((index, term), path)`.
 type SnapshotFile = ((u64, u64), PathBuf);
 
-/// Snapshot files in `dir`; leftover `.tmp` files are deleted.
-fn list(dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotFileError> {
+/// Snapshot files in `dir`; with `delete_unfinished` (only at start-up, when nothing else
+/// writes there) leftover `.tmp` files are deleted.
+fn list(dir: &Path, delete_unfinished: bool) -> Result<Vec<SnapshotFile>, SnapshotFileError> {
     let mut files = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(files),
-        Err(error) => return Err(io_error(dir)(error)),
+        Err(error) => return Err(io_error(dir, "list")(error)),
     };
     for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
+        let entry = entry.map_err(io_error(dir, "list"))?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if name.ends_with(".snap.tmp") {
-            std::fs::remove_file(&path).map_err(io_error(&path))?;
+        if name.ends_with(".tmp") {
+            if delete_unfinished {
+                std::fs::remove_file(&path).map_err(io_error(&path, "delete unfinished"))?;
+            }
         } else if let Some((term, index)) = parse_name(&name) {
             files.push(((index, term), path));
         }
@@ -165,10 +179,10 @@ fn list(dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotFileError> {
 
 /// The newest snapshot in `dir` that reads back intact, if any.
 pub fn load_newest(dir: &Path) -> Result<Option<Snapshot>, SnapshotFileError> {
-    let mut files = list(dir)?;
+    let mut files = list(dir, true)?;
     files.sort_unstable_by_key(|file| std::cmp::Reverse(file.0));
     for ((index, term), path) in files {
-        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+        let bytes = std::fs::read(&path).map_err(io_error(&path, "read"))?;
         match decode(&path, &bytes) {
             Ok(snapshot)
                 if snapshot.get_metadata().index == index
@@ -210,7 +224,10 @@ mod tests {
         assert_eq!(newest.get_metadata().index, 30);
         assert_eq!(newest.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
         assert_eq!(newest.data.as_ref(), b"state");
-        assert_eq!(list(dir.path()).expect("list").len(), SNAPSHOT_FILES_KEPT);
+        assert_eq!(
+            list(dir.path(), false).expect("list").len(),
+            SNAPSHOT_FILES_KEPT
+        );
     }
 
     #[test]

@@ -1144,6 +1144,36 @@ fn parse_status(entry: &serde_json::Value) -> Option<MemberStatus> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// etcdctl helpers
+// ---------------------------------------------------------------------------------------------
+
+/// etcdctl's `--command-timeout` for calls expected to succeed.
+pub const CTL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An etcdctl run's exit status, stdout and stderr, for failure messages.
+pub fn ctl_text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs etcdctl against `members`; its stdout, or a panic with its output and the members'
+/// log tails.
+pub fn ctl_ok(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
+    let output = cluster.etcdctl(members, CTL_TIMEOUT, args);
+    assert!(
+        output.status.success(),
+        "etcdctl {args:?}: {}\n{}",
+        ctl_text(&output),
+        cluster.log_tails(30)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
 // etcd-client helpers
 // ---------------------------------------------------------------------------------------------
 
