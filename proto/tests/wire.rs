@@ -422,6 +422,14 @@ fn internal_request_layout() {
         };
         assert_eq!(enc(&r), [tag, 0x00]);
     }
+    // Field 19 needs a two-byte tag: (19 << 3) | 2 = 154 = varint [0x9a, 0x01].
+    let alarm = capstanpb::InternalRequest {
+        request: Some(capstanpb::internal_request::Request::Alarm(
+            Default::default(),
+        )),
+        ..Default::default()
+    };
+    assert_eq!(enc(&alarm), [0x9a, 0x01, 0x00]);
 }
 
 #[test]

@@ -3,9 +3,9 @@
 //! flag wins over its environment variable. An unknown flag is an error that names it.
 
 use super::{
-    parse_go_duration, ClientUrl, ServerConfig, ELECTION_TIMEOUT_MS_DEFAULT,
-    HEARTBEAT_INTERVAL_MS_DEFAULT, MAX_REQUEST_BYTES_DEFAULT, MAX_TXN_OPS_DEFAULT,
-    WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT,
+    parse_auto_compaction, parse_go_duration, ClientUrl, ServerConfig,
+    AUTO_COMPACTION_MODE_DEFAULT, ELECTION_TIMEOUT_MS_DEFAULT, HEARTBEAT_INTERVAL_MS_DEFAULT,
+    MAX_REQUEST_BYTES_DEFAULT, MAX_TXN_OPS_DEFAULT, WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -123,6 +123,23 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "experimental-watch-progress-notify-interval",
         Kind::Duration,
         "etcd v3.5 name of --watch-progress-notify-interval",
+    ),
+    (
+        "quota-backend-bytes",
+        Kind::Number,
+        "raise the NOSPACE alarm when the store would grow past this many bytes \
+         (0: 2 GiB; negative: no quota)",
+    ),
+    (
+        "auto-compaction-mode",
+        Kind::Text,
+        "periodic (keep a time window of history) or revision (keep the newest revisions)",
+    ),
+    (
+        "auto-compaction-retention",
+        Kind::Text,
+        "history auto-compaction keeps: hours or a Go duration (periodic), a revision \
+         count (revision); 0 turns it off",
     ),
 ];
 
@@ -429,6 +446,19 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         Some(value) => parse_bool("strict-reconfig-check", value)?,
     };
     let max_learners = number(values, "max-learners", MAX_LEARNERS_DEFAULT)?;
+    let quota_backend_bytes = match values.get("quota-backend-bytes") {
+        None => 0,
+        Some(value) => value.trim().parse::<i64>().map_err(|_| {
+            ConfigError(format!(
+                "invalid value \"{value}\" for flag -quota-backend-bytes: parse error"
+            ))
+        })?,
+    };
+    let auto_compaction = parse_auto_compaction(
+        &text("auto-compaction-mode", AUTO_COMPACTION_MODE_DEFAULT),
+        &text("auto-compaction-retention", "0"),
+    )
+    .map_err(ConfigError)?;
     // etcd takes 0 to mean its default.
     let snapshot_count = match number(values, "snapshot-count", SNAPSHOT_COUNT_DEFAULT)? {
         0 => SNAPSHOT_COUNT_DEFAULT,
@@ -459,6 +489,8 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         log_level: text("log-level", "info"),
         shards: number(values, "shards", 0)? as usize,
         wal_segment_bytes: number(values, "wal-segment-bytes", WAL_SEGMENT_BYTES_DEFAULT)?,
+        quota_backend_bytes,
+        auto_compaction,
     })
 }
 
@@ -535,6 +567,62 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(config.max_txn_ops, 7);
         assert_eq!(config.max_request_bytes, 100);
+    }
+
+    #[test]
+    fn quota_backend_bytes_as_etcd() {
+        let quota = |flags: &[&str]| run(flags, &[]).expect("parses").quota_bytes();
+        assert_eq!(quota(&[]), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(
+            quota(&["--quota-backend-bytes=0"]),
+            Some(2 * 1024 * 1024 * 1024)
+        );
+        assert_eq!(quota(&["--quota-backend-bytes", "100000"]), Some(100_000));
+        // 100 GiB and more.
+        assert_eq!(
+            quota(&["--quota-backend-bytes=107374182400"]),
+            Some(107_374_182_400)
+        );
+        assert_eq!(
+            quota(&["--quota-backend-bytes=1099511627776"]),
+            Some(1 << 40)
+        );
+        assert_eq!(quota(&["--quota-backend-bytes=-1"]), None);
+        let env = run(&[], &[("ETCD_QUOTA_BACKEND_BYTES", "4096")]).expect("parses");
+        assert_eq!(env.quota_bytes(), Some(4096));
+        assert!(run(&["--quota-backend-bytes=2GiB"], &[]).is_err());
+    }
+
+    #[test]
+    fn auto_compaction_flags_as_etcd() {
+        use crate::config::AutoCompaction;
+        use std::time::Duration;
+        assert_eq!(run(&[], &[]).expect("parses").auto_compaction, None);
+        let config = run(&["--auto-compaction-retention=1"], &[]).expect("parses");
+        assert_eq!(
+            config.auto_compaction,
+            Some(AutoCompaction::Periodic {
+                retention: Duration::from_secs(3600)
+            })
+        );
+        let config = run(
+            &[
+                "--auto-compaction-mode",
+                "revision",
+                "--auto-compaction-retention",
+                "100",
+            ],
+            &[],
+        )
+        .expect("parses");
+        assert_eq!(
+            config.auto_compaction,
+            Some(AutoCompaction::Revision {
+                retention_revisions: 100
+            })
+        );
+        let error = run(&["--auto-compaction-mode=hourly"], &[]).expect_err("must fail");
+        assert!(error.0.contains("hourly"), "{error}");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! identities (member and cluster ids) derived from them exactly as etcd derives them, so a
 //! Capstan member started with the same flags as an etcd member reports the same ids.
 
+mod auto_compaction;
 mod duration;
 mod flags;
 mod identity;
 mod url;
 
+pub use auto_compaction::{parse_auto_compaction, AutoCompaction, AUTO_COMPACTION_MODE_DEFAULT};
 pub use duration::parse_go_duration;
 pub use flags::{parse_args, ConfigError, Parsed};
 pub use identity::{cluster_id_of, member_id_of};
@@ -75,9 +77,23 @@ pub struct ServerConfig {
     pub join_existing: bool,
     /// The cluster id learned from the cluster when joining one (not derivable from flags).
     pub cluster_id_override: Option<u64>,
+    /// `--quota-backend-bytes` as given: 0 means etcd's default (2 GiB), a negative value
+    /// turns the quota off.
+    pub quota_backend_bytes: i64,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`; `None` when off.
+    pub auto_compaction: Option<AutoCompaction>,
 }
 
 impl ServerConfig {
+    /// The space quota in force, `None` when it is off (etcd's `NewBackendQuota`).
+    pub fn quota_bytes(&self) -> Option<u64> {
+        match self.quota_backend_bytes {
+            0 => Some(crate::mvcc::quota::QUOTA_BACKEND_BYTES_DEFAULT),
+            bytes if bytes < 0 => None,
+            bytes => Some(bytes.unsigned_abs()),
+        }
+    }
+
     /// The largest gRPC message the front end accepts before decoding it.
     pub fn grpc_receive_bytes_max(&self) -> usize {
         self.max_request_bytes + GRPC_OVERHEAD_BYTES

@@ -88,7 +88,7 @@ pub async fn dispatch(
         return;
     }
     // A learner serves serializable reads (Range and MemberList check their own flag), Status,
-    // Watch and health; like etcd it refuses writes and the lease service.
+    // Watch and health; like etcd it refuses writes, the lease service, Alarm and the hashes.
     let learner_refuses = matches!(
         path,
         method::KV_PUT
@@ -109,6 +109,9 @@ pub async fn dispatch(
             | method::ELECTION_CAMPAIGN
             | method::ELECTION_PROCLAIM
             | method::ELECTION_RESIGN
+            | method::MAINTENANCE_ALARM
+            | method::MAINTENANCE_HASH
+            | method::MAINTENANCE_HASH_KV
     );
     if learner_refuses && ctx.is_learner() {
         send_status_only(respond, &MembershipError::NotSupportedForLearner.into());
@@ -127,6 +130,9 @@ pub async fn dispatch(
             })
             .await
         }
+        method::MAINTENANCE_ALARM => unary(body, respond, limits, |r| ctx.alarm(r)).await,
+        method::MAINTENANCE_HASH => unary(body, respond, limits, |r| ctx.hash(r)).await,
+        method::MAINTENANCE_HASH_KV => unary(body, respond, limits, |r| ctx.hash_kv(r)).await,
         method::MAINTENANCE_MOVE_LEADER => {
             unary(body, respond, limits, |r| ctx.move_leader(r)).await
         }

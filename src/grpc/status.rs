@@ -165,6 +165,11 @@ impl From<MvccError> for Status {
                 Code::InvalidArgument,
                 "etcdserver: duplicate key given in txn request",
             ),
+            MvccError::NoSpace => (
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+            MvccError::Corrupt => (Code::DataLoss, "etcdserver: corrupt cluster"),
         };
         Status::new(code, message)
     }
@@ -251,6 +256,9 @@ mod tests {
             status.message,
             "etcdserver: mvcc: required revision has been compacted"
         );
+        let status: Status = MvccError::NoSpace.into();
+        assert_eq!(status.code, Code::ResourceExhausted);
+        assert_eq!(status.message, "etcdserver: mvcc: database space exceeded");
         let status: Status = ServerError::RequestTooLarge.into();
         assert_eq!(status.message, "etcdserver: request is too large");
         // etcd's rpctypes.ErrGRPCLeaderChanged: codes.Unavailable.

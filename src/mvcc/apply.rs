@@ -1,9 +1,9 @@
 //! Applying one committed write request.
 
 use capstan_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
-    PutResponse, TxnRequest, TxnResponse,
+    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, PutRequest, PutResponse, TxnRequest, TxnResponse,
 };
 use capstan_proto::mvccpb::Event;
 
@@ -22,6 +22,8 @@ pub enum WriteRequest {
     /// `id` is non-zero and `ttl` already normalised by the proposer.
     LeaseGrant(LeaseGrantRequest),
     LeaseRevoke(LeaseRevokeRequest),
+    /// Maintenance.Alarm ACTIVATE or DEACTIVATE (a GET changes nothing and is answered too).
+    Alarm(AlarmRequest),
 }
 
 /// The answer to a [`WriteRequest`], headers left `None` (nested ones too).
@@ -33,6 +35,7 @@ pub enum WriteResponse {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    Alarm(AlarmResponse),
 }
 
 /// The outcome of applying a write.
@@ -50,9 +53,13 @@ impl KvStore {
     /// Applies a committed write. On error the store is unchanged: the write
     /// runs against an O(1) clone that replaces `self` only on success. A
     /// write that changes nothing (deleting absent keys, a read-only txn, a
-    /// lease grant, revoking a lease without keys) leaves the revision where
-    /// it was.
+    /// lease grant, revoking a lease without keys, an alarm change) leaves the
+    /// revision where it was. While an alarm is raised, the writes it forbids
+    /// fail (see `alarm`).
     pub fn apply(&mut self, request: &WriteRequest) -> Result<Applied, MvccError> {
+        if let Some(refusal) = self.alarms.refusal(request) {
+            return Err(refusal);
+        }
         let mut working = self.clone();
         let (response, events) = match request {
             WriteRequest::Compaction(compaction) => (
@@ -77,6 +84,9 @@ impl KvStore {
                 let mut write = WriteTxn::begin(&mut working);
                 let response = WriteResponse::LeaseRevoke(write.lease_revoke(revoke)?);
                 (response, write.finish())
+            }
+            WriteRequest::Alarm(alarm) => {
+                (WriteResponse::Alarm(working.apply_alarm(alarm)), Vec::new())
             }
             WriteRequest::Txn(txn) => {
                 let start = self.clone();

@@ -37,17 +37,29 @@ pub enum MvccError {
     /// A txn writes one key twice (put/put or put/delete overlap).
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    /// The write would grow the store while the NOSPACE alarm is raised, or beyond the
+    /// member's `--quota-backend-bytes` (etcd's `ErrNoSpace`).
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
+    /// A write while the CORRUPT alarm is raised (etcd's `ErrCorrupt`).
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
 }
 
 impl MvccError {
     /// The gRPC status code etcd answers with (`rpctypes` / `togRPCError`):
-    /// 11 OUT_OF_RANGE, 3 INVALID_ARGUMENT, 5 NOT_FOUND, 9 FAILED_PRECONDITION.
+    /// 11 OUT_OF_RANGE, 3 INVALID_ARGUMENT, 5 NOT_FOUND, 9 FAILED_PRECONDITION,
+    /// 8 RESOURCE_EXHAUSTED, 15 DATA_LOSS.
     pub fn grpc_code(&self) -> i32 {
         const INVALID_ARGUMENT: i32 = 3;
         const NOT_FOUND: i32 = 5;
+        const RESOURCE_EXHAUSTED: i32 = 8;
         const FAILED_PRECONDITION: i32 = 9;
         const OUT_OF_RANGE: i32 = 11;
+        const DATA_LOSS: i32 = 15;
         match self {
+            MvccError::NoSpace => RESOURCE_EXHAUSTED,
+            MvccError::Corrupt => DATA_LOSS,
             MvccError::Compacted | MvccError::FutureRevision => OUT_OF_RANGE,
             MvccError::LeaseNotFound => NOT_FOUND,
             MvccError::LeaseExists => FAILED_PRECONDITION,

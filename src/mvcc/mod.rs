@@ -35,6 +35,13 @@
 //! none if no key is attached) and forgets the lease. Compaction leaves
 //! leases alone; expiry is decided outside the store.
 //!
+//! # Alarms
+//!
+//! The store also holds the raised alarms (NOSPACE, CORRUPT) and the member
+//! that raised each, changed by alarm writes like any other replicated
+//! state. While one is raised, `apply` refuses the writes it forbids: see
+//! `alarm` (and [`quota`] for which writes grow the store).
+//!
 //! # Worked example
 //!
 //! A fresh store is at revision 1.
@@ -63,16 +70,23 @@
 //! * `range`: serving a range; `apply`: dispatching writes; `write_txn`:
 //!   puts and deletes under one revision; `txn`/`compare`: transactions;
 //!   `compaction`: dropping old versions; `lease`: leases and attachments;
+//! * `alarm`: raised alarms and the writes they refuse; [`quota`]: what a
+//!   write costs against `--quota-backend-bytes`; `hash`: `Hash` and
+//!   `HashKV` (crc32c over the versions, in etcd's record layout);
 //!   `snapshot`: the whole store to and from a raft snapshot's data.
 
+mod alarm;
 mod apply;
 mod compaction;
 mod compare;
+mod crc32c;
 mod error;
+mod hash;
 mod history;
 mod key_history;
 mod key_range;
 mod lease;
+pub mod quota;
 mod range;
 mod revision;
 mod snapshot;
@@ -98,8 +112,10 @@ mod validation_tests;
 #[cfg(test)]
 mod write_tests;
 
+pub use alarm::Alarms;
 pub use apply::{Applied, WriteRequest, WriteResponse};
 pub use error::MvccError;
+pub use hash::KvHash;
 pub use key_range::KeyRange;
 pub use lease::LeaseInfo;
 pub use revision::Revision;

@@ -1,6 +1,7 @@
 //! The whole store as the data of a raft snapshot, and back.
 //!
-//! A snapshot carries every retained version of every key, oldest first, and every lease;
+//! A snapshot carries every retained version of every key, oldest first, every lease and
+//! every raised alarm;
 //! the counters and the lease attachments are derived again on restore (a key is attached to
 //! the lease its newest version carries, when that version is live). Restoring checks what a
 //! bad or hostile snapshot could break: per-key revision order, revisions not above the
@@ -8,6 +9,7 @@
 
 use bytes::Bytes;
 use capstan_proto::capstanpb::{KeySnapshot, LeaseSnapshot, VersionSnapshot};
+use capstan_proto::etcdserverpb::{AlarmMember, AlarmType};
 use imbl::{OrdMap, OrdSet};
 
 use crate::mvcc::key_history::{KeyHistory, LiveVersion, StoredVersion};
@@ -26,6 +28,7 @@ pub struct StoreSnapshot {
     pub last_compaction: i64,
     pub keys: Vec<KeySnapshot>,
     pub leases: Vec<LeaseSnapshot>,
+    pub alarms: Vec<AlarmMember>,
 }
 
 fn version_snapshot(version: &StoredVersion) -> VersionSnapshot {
@@ -88,6 +91,7 @@ impl KvStore {
                     granted_ttl: record.granted_ttl,
                 })
                 .collect(),
+            alarms: self.alarms.list(AlarmType::None),
         }
     }
 
@@ -170,6 +174,14 @@ impl KvStore {
         }
         store.keys = keys;
         store.leases = leases;
+        for alarm in snapshot.alarms {
+            if !store.alarms.restore(&alarm) {
+                return bad(format!(
+                    "alarm {} of member {:x} is not an alarm or is repeated",
+                    alarm.alarm, alarm.member_id
+                ));
+            }
+        }
         Ok(store)
     }
 }
@@ -178,6 +190,9 @@ impl KvStore {
 mod tests {
     use super::*;
     use crate::mvcc::test_support::*;
+    use crate::mvcc::WriteRequest;
+    use capstan_proto::etcdserverpb::alarm_request::AlarmAction;
+    use capstan_proto::etcdserverpb::AlarmRequest;
 
     #[test]
     fn a_store_survives_its_snapshot() {
@@ -190,6 +205,13 @@ mod tests {
         put(&mut store, "c", "3");
         store.apply(&compaction_request(3)).expect("compact");
         put(&mut store, "a", "4");
+        store
+            .apply(&WriteRequest::Alarm(AlarmRequest {
+                action: AlarmAction::Activate as i32,
+                member_id: 9,
+                alarm: AlarmType::Nospace as i32,
+            }))
+            .expect("alarm");
         let restored = KvStore::from_snapshot(store.to_snapshot()).expect("restore");
         assert_eq!(restored.current_revision(), store.current_revision());
         assert_eq!(restored.compact_revision(), store.compact_revision());
@@ -197,6 +219,7 @@ mod tests {
         assert_eq!(restored.approximate_bytes(), store.approximate_bytes());
         assert_eq!(restored.lease(7), store.lease(7));
         assert_eq!(restored.keys, store.keys);
+        assert_eq!(restored.alarms(), store.alarms());
         let everything = |s: &KvStore| {
             s.events_between(
                 &Bytes::from_static(b"\0"),
@@ -240,5 +263,12 @@ mod tests {
         let mut keys_out_of_order = store.to_snapshot();
         keys_out_of_order.keys.reverse();
         assert!(KvStore::from_snapshot(keys_out_of_order).is_err());
+
+        let mut alarm_none = store.to_snapshot();
+        alarm_none.alarms.push(AlarmMember {
+            member_id: 1,
+            alarm: AlarmType::None as i32,
+        });
+        assert!(KvStore::from_snapshot(alarm_none).is_err());
     }
 }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use capstan_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use imbl::OrdMap;
 
+use crate::mvcc::alarm::Alarms;
 use crate::mvcc::error::MvccError;
 use crate::mvcc::key_history::{KeyHistory, LiveVersion, StoredVersion};
 use crate::mvcc::key_range::KeyRange;
@@ -28,6 +29,8 @@ pub struct KvStore {
     pub(in crate::mvcc) approximate_bytes: u64,
     /// Every granted, not yet revoked lease, with the keys attached to it.
     pub(in crate::mvcc) leases: OrdMap<i64, LeaseRecord>,
+    /// The raised alarms (NOSPACE, CORRUPT) and who raised them.
+    pub(in crate::mvcc) alarms: Alarms,
 }
 
 impl Default for KvStore {
@@ -46,6 +49,7 @@ impl KvStore {
             live_key_count: 0,
             approximate_bytes: 0,
             leases: OrdMap::new(),
+            alarms: Alarms::default(),
         }
     }
 
@@ -57,6 +61,12 @@ impl KvStore {
     /// Revision of the newest compaction, 0 if there has been none.
     pub fn compact_revision(&self) -> i64 {
         self.last_compaction.max(0)
+    }
+
+    /// Revision of the newest compaction, -1 if there has been none (what etcd reports as
+    /// `HashKV.compact_revision`).
+    pub fn compact_revision_or_unset(&self) -> i64 {
+        self.last_compaction
     }
 
     /// Number of keys live at the current revision.

@@ -180,6 +180,7 @@ fn to_write_request(request: internal_request::Request) -> WriteRequest {
         internal_request::Request::Compaction(compaction) => WriteRequest::Compaction(compaction),
         internal_request::Request::LeaseGrant(grant) => WriteRequest::LeaseGrant(grant),
         internal_request::Request::LeaseRevoke(revoke) => WriteRequest::LeaseRevoke(revoke),
+        internal_request::Request::Alarm(alarm) => WriteRequest::Alarm(alarm),
         internal_request::Request::MemberPublish(_)
         | internal_request::Request::LeaseCheckpoint(_)
         | internal_request::Request::MemberUpdate(_) => {

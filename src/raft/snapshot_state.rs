@@ -1,5 +1,6 @@
 //! The replicated state machine as a raft snapshot's data: the MVCC store (every retained
-//! version and the leases) and the member list, as one `capstanpb.StateSnapshot`.
+//! version, the leases and the raised alarms) and the member list, as one
+//! `capstanpb.StateSnapshot`.
 //!
 //! Lease clocks are not part of it: whoever restores a snapshot starts each lease's clock
 //! afresh at its granted TTL, as etcd does on restart.
@@ -32,6 +33,7 @@ pub fn encode(kv: &KvStore, members: &MemberList) -> Bytes {
         keys: store.keys,
         leases: store.leases,
         members: members.members().to_vec(),
+        alarms: store.alarms,
     };
     Bytes::from(state.encode_to_vec())
 }
@@ -43,6 +45,7 @@ pub fn decode(data: &[u8]) -> Result<AppliedState, SnapshotStateError> {
         last_compaction: state.last_compaction,
         keys: state.keys,
         leases: state.leases,
+        alarms: state.alarms,
     })?;
     Ok(AppliedState {
         kv,

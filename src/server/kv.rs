@@ -1,6 +1,7 @@
 //! The KV service.
 
 use crate::grpc::{Code, Status};
+use crate::mvcc::quota::{put_cost_bytes, txn_cost_bytes};
 use crate::mvcc::{check_delete_range, check_put, check_range, check_txn, WriteResponse};
 use crate::shard::message::WriteOutcome;
 use crate::shard::ShardContext;
@@ -64,6 +65,8 @@ impl ShardContext {
     }
 
     pub async fn put(&self, request: PutRequest) -> Result<PutResponse, Status> {
+        // etcd's quota check comes before the request's own checks.
+        self.check_quota(put_cost_bytes(&request)).await?;
         check_put(&request)?;
         let outcome = self.write(Request::Put(request)).await?;
         match outcome.response {
@@ -91,6 +94,7 @@ impl ShardContext {
     }
 
     pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, Status> {
+        self.check_quota(txn_cost_bytes(&request)).await?;
         check_txn(&request, self.config.max_txn_ops)?;
         let outcome = self.write(Request::Txn(request)).await?;
         match outcome.response {

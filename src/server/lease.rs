@@ -4,6 +4,7 @@
 use crate::grpc::call::{RequestStream, ResponseSink};
 use crate::grpc::{Code, Status};
 use crate::lease::{min_ttl_seconds, LEASE_TTL_SECONDS_MAX};
+use crate::mvcc::quota::lease_grant_cost_bytes;
 use crate::mvcc::{MvccError, WriteResponse};
 use crate::server::ServerError;
 use crate::shard::ShardContext;
@@ -34,6 +35,7 @@ impl ShardContext {
         &self,
         request: LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, Status> {
+        self.check_quota(lease_grant_cost_bytes()).await?;
         if request.ttl > LEASE_TTL_SECONDS_MAX {
             return Err(ServerError::LeaseTtlTooLarge.into());
         }

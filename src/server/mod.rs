@@ -5,7 +5,9 @@
 //! - `cluster`: MemberList.
 //! - `lease`: Lease grant/revoke through raft; keep-alive and time-to-live on the leader's
 //!   lease clock.
-//! - `maintenance`: Status.
+//! - `maintenance`: Status, Alarm, Hash, HashKV, MoveLeader.
+//! - `quota`: the space quota checked before Put, Txn and LeaseGrant are proposed.
+//! - `auto_compaction`: the leader's periodic or revision-based compactions.
 //! - `lock`: the Lock service (`v3lockpb.Lock`): Lock, Unlock.
 //! - `election`: the Election service (`v3electionpb.Election`): Campaign, Proclaim, Leader,
 //!   Observe, Resign.
@@ -15,6 +17,7 @@
 //! - `health`: `grpc.health.v1.Health`.
 //! - `error`: this layer's error enum; `grpc::status` turns it into wire statuses.
 
+pub mod auto_compaction;
 pub mod cluster;
 pub mod election;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod quota;
 pub mod recipe;
 pub mod snapshot;
 pub mod watch;

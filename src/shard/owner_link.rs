@@ -40,6 +40,7 @@ pub fn etcd_request_bytes(request: &internal_request::Request) -> usize {
         internal_request::Request::MemberPublish(publish) => publish.encoded_len(),
         internal_request::Request::LeaseCheckpoint(checkpoint) => checkpoint.encoded_len(),
         internal_request::Request::MemberUpdate(update) => update.encoded_len(),
+        internal_request::Request::Alarm(alarm) => alarm.encoded_len(),
     };
     ETCD_RAFT_HEADER_BYTES + 1 + prost::length_delimiter_len(inner_bytes) + inner_bytes
 }

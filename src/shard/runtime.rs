@@ -359,6 +359,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         member_id = format!("{:x}", shared.config.member_id()),
         cluster_id = format!("{:x}", shared.config.cluster_id()),
         data_dir = %shared.config.data_dir.display(),
+        quota_bytes = ?shared.config.quota_bytes(),
         "starting capstan"
     );
     let mut handles = Vec::new();
@@ -632,6 +633,13 @@ async fn serve_shard(
         shared.shutdown.clone(),
     ))
     .detach();
+    if shard == OWNER_SHARD {
+        glommio::spawn_local(crate::server::auto_compaction::auto_compaction_loop(
+            context.clone(),
+            shared.shutdown.clone(),
+        ))
+        .detach();
+    }
     for url in &config.listen_client_urls {
         let listener = bind_client_listener(url.address).map_err(|error| {
             shared.shutdown.trigger();
