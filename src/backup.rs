@@ -4,6 +4,8 @@
 //! ```text
 //! a raft snapshot file's bytes (see `raft::snapshot_file`: header, crc32, eraftpb.Snapshot
 //! whose data is the state machine, `raft::snapshot_state`)
+//! zeros up to a multiple of 512 bytes (etcdctl 3.4 looks for the checksum after whole
+//! 512-byte blocks, as a bolt file has)
 //! sha256 of everything before it, 32 bytes (etcd also ends its snapshot stream with one)
 //! ```
 //!
@@ -19,6 +21,8 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 const SHA256_BYTES: usize = 32;
+/// The backup before its checksum is padded to whole blocks of this size.
+const BLOCK_BYTES: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -42,6 +46,7 @@ pub fn archive(kv: &KvStore, members: &MemberList, index: u64, term: u64) -> Vec
     snapshot.mut_metadata().term = term;
     snapshot.data = snapshot_state::encode(kv, members);
     let mut bytes = snapshot_file::encode(&snapshot);
+    bytes.resize(bytes.len().div_ceil(BLOCK_BYTES) * BLOCK_BYTES, 0);
     let digest = Sha256::digest(&bytes);
     bytes.extend_from_slice(&digest);
     bytes
@@ -70,7 +75,7 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Opened, BackupError> {
             offset: body_len as u64,
         });
     }
-    let snapshot = snapshot_file::decode(path, body)?;
+    let snapshot = snapshot_file::decode_padded(path, body)?;
     let state = snapshot_state::decode(&snapshot.data).map_err(|source| BackupError::State {
         path: path.to_path_buf(),
         source,

@@ -115,6 +115,28 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> 
         .map_err(|error| damaged(HEADER_BYTES as u64, &format!("does not decode: {error}")))
 }
 
+/// Decodes a snapshot encoding followed by zero padding (backups pad to whole 512-byte blocks).
+pub fn decode_padded(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFileError> {
+    let declared = bytes
+        .get(8..16)
+        .and_then(|field| field.try_into().ok())
+        .map(u64::from_le_bytes)
+        .and_then(|body_len| usize::try_from(body_len).ok())
+        .and_then(|body_len| body_len.checked_add(HEADER_BYTES))
+        .filter(|end| *end <= bytes.len());
+    let Some(end) = declared else {
+        return decode(path, bytes);
+    };
+    if let Some(offset) = bytes[end..].iter().position(|byte| *byte != 0) {
+        return Err(SnapshotFileError::Damaged {
+            path: path.to_path_buf(),
+            offset: (end + offset) as u64,
+            reason: "non-zero bytes after the snapshot".to_string(),
+        });
+    }
+    decode(path, &bytes[..end])
+}
+
 /// Writes `snapshot` durably into `dir` (created if missing), then deletes all but the newest
 /// [`SNAPSHOT_FILES_KEPT`] files.
 pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileError> {
