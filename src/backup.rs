@@ -16,7 +16,7 @@ use crate::membership::MemberList;
 use crate::mvcc::KvStore;
 use crate::raft::snapshot_file::{self, SnapshotFileError};
 use crate::raft::snapshot_state::{self, AppliedState, SnapshotStateError};
-use raft::eraftpb::{ConfState, Snapshot};
+use raft::eraftpb::{ConfState, Snapshot, SnapshotMetadata};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -41,10 +41,12 @@ pub enum BackupError {
 
 /// A backup of `kv` and `members` as of raft index `index` in `term`.
 pub fn archive(kv: &KvStore, members: &MemberList, index: u64, term: u64) -> Vec<u8> {
-    let mut snapshot = Snapshot::default();
-    snapshot.mut_metadata().index = index;
-    snapshot.mut_metadata().term = term;
-    snapshot.data = snapshot_state::encode(kv, members);
+    let metadata = SnapshotMetadata {
+        index,
+        term,
+        ..SnapshotMetadata::default()
+    };
+    let snapshot = snapshot_state::raft_snapshot(kv, members, metadata);
     let mut bytes = snapshot_file::encode(&snapshot);
     bytes.resize(bytes.len().div_ceil(BLOCK_BYTES) * BLOCK_BYTES, 0);
     let digest = Sha256::digest(&bytes);

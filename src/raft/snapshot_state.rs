@@ -38,6 +38,18 @@ pub fn encode(kv: &KvStore, members: &MemberList) -> Bytes {
     Bytes::from(state.encode_to_vec())
 }
 
+/// A raft snapshot of `kv` and `members` with `metadata` (index, term, conf state).
+pub fn raft_snapshot(
+    kv: &KvStore,
+    members: &MemberList,
+    metadata: raft::eraftpb::SnapshotMetadata,
+) -> raft::eraftpb::Snapshot {
+    let mut snapshot = raft::eraftpb::Snapshot::default();
+    snapshot.set_metadata(metadata);
+    snapshot.data = encode(kv, members);
+    snapshot
+}
+
 pub fn decode(data: &[u8]) -> Result<AppliedState, SnapshotStateError> {
     let state = StateSnapshot::decode(data)?;
     let kv = KvStore::from_snapshot(StoreSnapshot {

@@ -126,11 +126,6 @@ impl IncomingSnapshots {
         }
         Ok(None)
     }
-
-    /// Forgets a half-received snapshot from `from` (e.g. it was removed).
-    pub fn forget(&mut self, from: u64) {
-        self.by_sender.remove(&from);
-    }
 }
 
 #[cfg(test)]

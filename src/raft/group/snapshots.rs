@@ -19,7 +19,7 @@ use crate::raft::snapshot_stream::{
 use crate::raft::RaftGroupError;
 use crate::shard::message::ToShard;
 use crate::watch::EventBatch;
-use raft::eraftpb::{Message as RaftMessage, Snapshot};
+use raft::eraftpb::{Message as RaftMessage, Snapshot, SnapshotMetadata};
 use raft::SnapshotStatus;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -61,11 +61,11 @@ impl Snapshots {
 /// Encodes the state and writes the snapshot file; runs on a helper thread.
 fn write_snapshot(
     snap_dir: PathBuf,
-    mut snapshot: Snapshot,
+    metadata: SnapshotMetadata,
     kv: crate::mvcc::KvStore,
     members: MemberList,
 ) -> Result<Snapshot, String> {
-    snapshot.data = snapshot_state::encode(&kv, &members);
+    let snapshot = snapshot_state::raft_snapshot(&kv, &members, metadata);
     snapshot_file::save(&snap_dir, &snapshot).map_err(|error| error.to_string())?;
     Ok(snapshot)
 }
@@ -130,10 +130,11 @@ impl RaftGroup {
         if !wanted && applied < self.snapshots.last_index + self.snapshots.count {
             return Ok(());
         }
-        let mut snapshot = Snapshot::default();
-        let metadata = snapshot.mut_metadata();
-        metadata.index = applied;
-        metadata.term = self.log.term(applied)?;
+        let mut metadata = SnapshotMetadata {
+            index: applied,
+            term: self.log.term(applied)?,
+            ..SnapshotMetadata::default()
+        };
         metadata.set_conf_state(self.log.conf_state());
         let (sender, receiver) = mpsc::channel();
         let (snap_dir, kv, members) = (
@@ -145,7 +146,7 @@ impl RaftGroup {
             .name("capstan-snapshot".to_string())
             .spawn(move || {
                 let _receiver_gone_is_fine =
-                    sender.send(write_snapshot(snap_dir, snapshot, kv, members));
+                    sender.send(write_snapshot(snap_dir, metadata, kv, members));
             });
         match spawned {
             Ok(_) => self.snapshots.in_progress = Some(receiver),
@@ -245,6 +246,14 @@ impl RaftGroup {
             }
         }
         for (to, status) in finished {
+            if let Some(sent) = self.snapshots.outgoing.iter().find(|sent| sent.to == to) {
+                tracing::info!(
+                    to = format!("{to:x}"),
+                    index = sent.index,
+                    ?status,
+                    "snapshot handed to the transport"
+                );
+            }
             self.snapshots.outgoing.retain(|outgoing| outgoing.to != to);
             self.node.report_snapshot(to, status);
         }
