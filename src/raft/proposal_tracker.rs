@@ -74,14 +74,11 @@ impl ProposalTracker {
         self.waiting.is_empty()
     }
 
-    /// Remembers a proposal raft accepted under `made_under` (a known leader). Returns false
-    /// when the tracker is full: that proposal is left to the request timeout.
+    /// Remembers a proposal raft accepted under `made_under`. Returns false when the tracker is
+    /// full, or when no leader is known (raft-rs drops proposals then, so it should not happen;
+    /// the group must not stop over it): that proposal is left to the request timeout.
     pub fn record(&mut self, asker: Asker, made_under: Leadership, now: Instant) -> bool {
-        assert!(
-            made_under.is_known(),
-            "raft accepts proposals only while a leader is known"
-        );
-        if self.waiting.len() >= TRACKED_PROPOSALS_MAX {
+        if !made_under.is_known() || self.waiting.len() >= TRACKED_PROPOSALS_MAX {
             return false;
         }
         let tracked = Tracked {
