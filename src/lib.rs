@@ -31,6 +31,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod durable;
 pub mod grpc;
 pub mod lease;
 pub mod membership;

@@ -118,6 +118,13 @@ impl ServerConfig {
         self.data_dir.join("member").join("wal")
     }
 
+    /// The page store holding the applied state (see `durable`).
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir
+            .join("member")
+            .join(crate::durable::STORE_FILE_NAME)
+    }
+
     /// Where raft snapshots of the applied state are kept.
     pub fn snap_dir(&self) -> PathBuf {
         self.data_dir.join("member").join("snap")

@@ -131,6 +131,7 @@ pub async fn dispatch(
             .await
         }
         method::MAINTENANCE_ALARM => unary(body, respond, limits, |r| ctx.alarm(r)).await,
+        method::MAINTENANCE_DEFRAGMENT => unary(body, respond, limits, |r| ctx.defragment(r)).await,
         method::MAINTENANCE_HASH => unary(body, respond, limits, |r| ctx.hash(r)).await,
         method::MAINTENANCE_HASH_KV => unary(body, respond, limits, |r| ctx.hash_kv(r)).await,
         method::MAINTENANCE_MOVE_LEADER => {

@@ -8,6 +8,7 @@ use capstan_proto::etcdserverpb::{
 use capstan_proto::mvccpb::Event;
 
 use crate::mvcc::error::MvccError;
+use crate::mvcc::revision::Revision;
 use crate::mvcc::store::KvStore;
 use crate::mvcc::txn::execute_txn;
 use crate::mvcc::write_txn::WriteTxn;
@@ -47,6 +48,9 @@ pub struct Applied {
     /// must strip it for watchers that did not ask for it. A DELETE event's
     /// `kv` holds only the key and the deleting revision.
     pub events: Vec<Event>,
+    /// Revisions of the versions a compaction dropped (empty for every other write): the
+    /// page store deletes them.
+    pub compacted: Vec<Revision>,
 }
 
 impl KvStore {
@@ -61,11 +65,13 @@ impl KvStore {
             return Err(refusal);
         }
         let mut working = self.clone();
+        let mut compacted = Vec::new();
         let (response, events) = match request {
-            WriteRequest::Compaction(compaction) => (
-                WriteResponse::Compaction(working.compact(compaction)?),
-                Vec::new(),
-            ),
+            WriteRequest::Compaction(compaction) => {
+                let (response, dropped) = working.compact(compaction)?;
+                compacted = dropped;
+                (WriteResponse::Compaction(response), Vec::new())
+            }
             WriteRequest::Put(put) => {
                 let mut write = WriteTxn::begin(&mut working);
                 let response = WriteResponse::Put(write.put(put)?);
@@ -96,6 +102,10 @@ impl KvStore {
             }
         };
         *self = working;
-        Ok(Applied { response, events })
+        Ok(Applied {
+            response,
+            events,
+            compacted,
+        })
     }
 }

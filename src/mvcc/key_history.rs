@@ -110,15 +110,15 @@ impl KeyHistory {
     /// A tombstone written exactly at `revision` stays until a later
     /// compaction, so a watcher starting at the compaction revision still
     /// gets that delete event (etcd issue 19179). Returns the approximate
-    /// bytes released.
-    pub fn compact(&mut self, revision: i64, key_len: usize) -> u64 {
+    /// bytes released; the dropped versions' revisions are appended to `dropped`.
+    pub fn compact(&mut self, revision: i64, key_len: usize, dropped: &mut Vec<Revision>) -> u64 {
         let Some(keep_from) = self.first_kept_index(revision) else {
             return 0;
         };
         let retained = self.versions.split_off(keep_from);
-        let dropped = std::mem::replace(&mut self.versions, retained);
-        dropped
-            .iter()
+        let gone = std::mem::replace(&mut self.versions, retained);
+        dropped.extend(gone.iter().map(StoredVersion::revision));
+        gone.iter()
             .map(|version| version.approximate_bytes(key_len))
             .sum()
     }
@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn compaction_keeps_the_newest_live_version_at_or_before_it() {
         let mut history = sample();
-        assert!(history.compact(5, 1) > 0);
+        assert!(history.compact(5, 1, &mut Vec::new()) > 0);
         assert_eq!(history.revisions(), vec![4, 6, 8]);
         assert_eq!(history.live_at(5).map(|v| v.version), Some(2));
     }
@@ -265,25 +265,25 @@ mod tests {
     #[test]
     fn compaction_drops_a_tombstone_that_ends_the_retained_history() {
         let mut history = sample();
-        history.compact(7, 1);
+        history.compact(7, 1, &mut Vec::new());
         assert_eq!(history.revisions(), vec![8]);
         let mut deleted_for_good = KeyHistory::default();
         deleted_for_good.push(live(2, 2, 1));
         deleted_for_good.push(tombstone(3));
-        deleted_for_good.compact(3, 1);
+        deleted_for_good.compact(3, 1, &mut Vec::new());
         assert_eq!(
             deleted_for_good.revisions(),
             vec![3],
             "kept at the compaction revision"
         );
-        deleted_for_good.compact(4, 1);
+        deleted_for_good.compact(4, 1, &mut Vec::new());
         assert!(deleted_for_good.is_empty());
     }
 
     #[test]
     fn compaction_before_the_first_version_keeps_everything() {
         let mut history = sample();
-        assert_eq!(history.compact(1, 1), 0);
+        assert_eq!(history.compact(1, 1, &mut Vec::new()), 0);
         assert_eq!(history.revisions(), vec![2, 4, 6, 8]);
     }
 }

@@ -72,17 +72,25 @@ fn stored_version(version: VersionSnapshot) -> StoredVersion {
 impl KvStore {
     /// Everything in this store, for a snapshot.
     pub fn to_snapshot(&self) -> StoreSnapshot {
+        let mut snapshot = self.to_snapshot_without_keys();
+        snapshot.keys = self
+            .keys
+            .iter()
+            .map(|(key, history)| KeySnapshot {
+                key: key.clone(),
+                versions: history.versions().map(version_snapshot).collect(),
+            })
+            .collect();
+        snapshot
+    }
+
+    /// The counters, leases and alarms without any key (`keys` empty): cheap, for the part of
+    /// the state the page store keeps beside its per-version rows.
+    pub fn to_snapshot_without_keys(&self) -> StoreSnapshot {
         StoreSnapshot {
             current_revision: self.current_revision,
             last_compaction: self.last_compaction,
-            keys: self
-                .keys
-                .iter()
-                .map(|(key, history)| KeySnapshot {
-                    key: key.clone(),
-                    versions: history.versions().map(version_snapshot).collect(),
-                })
-                .collect(),
+            keys: Vec::new(),
             leases: self
                 .leases
                 .iter()

@@ -13,6 +13,7 @@
 //!
 //! Any WAL error stops the group for good: a failed `fdatasync` is never retried.
 
+mod checkpoint;
 mod leases;
 mod membership;
 mod proposals;
@@ -24,6 +25,7 @@ use super::peer_message::PeerMessage;
 use super::proposal_tracker::ProposalTracker;
 use super::status::{RaftStatus, StatusSnapshot};
 use super::storage::GroupStorage;
+use crate::durable::{DurableHandle, LoadedState, PendingCheckpoint};
 use crate::lease::Lessor;
 use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
@@ -148,6 +150,10 @@ pub struct RaftGroup {
     resync_watchers_from: Option<i64>,
     /// The shards' proposals not yet answered, with the leadership each was made under.
     proposals: ProposalTracker,
+    /// The page store's writer thread.
+    durable: DurableHandle,
+    /// Changes applied since the last checkpoint handed to `durable`.
+    checkpoint: PendingCheckpoint,
 }
 
 /// What the group needs from start-up.
@@ -170,6 +176,9 @@ pub struct RaftGroupParts {
     pub change_rules: ChangeRules,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
+    pub durable: DurableHandle,
+    /// The state the page store held at start-up.
+    pub loaded: Option<LoadedState>,
 }
 
 fn to_write_request(request: internal_request::Request) -> WriteRequest {
@@ -190,12 +199,21 @@ fn to_write_request(request: internal_request::Request) -> WriteRequest {
 }
 
 impl RaftGroup {
-    pub fn new(parts: RaftGroupParts) -> Result<RaftGroup, RaftGroupError> {
+    pub fn new(mut parts: RaftGroupParts) -> Result<RaftGroup, RaftGroupError> {
+        // Start from the page store unless the newest snapshot file is newer.
+        let snapshot_index = parts.log.storage().snapshot_index();
+        let loaded = parts
+            .loaded
+            .take()
+            .filter(|loaded| loaded.applied_index >= snapshot_index);
+        if let Some(loaded) = &loaded {
+            parts.log.settle_applied(loaded.applied_index)?;
+        }
         let config = raft::Config {
             id: parts.member_id,
             election_tick: parts.election_ticks,
             heartbeat_tick: 1,
-            applied: 0,
+            applied: loaded.as_ref().map_or(0, |loaded| loaded.applied_index),
             max_size_per_msg: RAFT_MESSAGE_BYTES_MAX,
             max_inflight_msgs: 256,
             max_committed_size_per_ready: COMMITTED_BYTES_PER_READY_MAX,
@@ -250,8 +268,20 @@ impl RaftGroup {
                 crate::config::request_timeout_for(parts.election_timeout),
                 Instant::now(),
             ),
+            durable: parts.durable,
+            checkpoint: PendingCheckpoint {
+                // The first checkpoint always writes the state.
+                state_changed: true,
+                ..PendingCheckpoint::default()
+            },
         };
-        group.restore_from_snapshot_file()?;
+        match loaded {
+            Some(loaded) => group.adopt_loaded(loaded),
+            None => {
+                group.restore_from_snapshot_file()?;
+                group.rebuild_page_store_from_snapshot(snapshot_index);
+            }
+        }
         Ok(group)
     }
 
@@ -548,6 +578,7 @@ impl RaftGroup {
         }
         self.apply_entries(light.take_committed_entries())?;
         self.node.advance_apply();
+        self.send_checkpoint();
         self.flush_answers();
         Ok(())
     }
@@ -556,6 +587,7 @@ impl RaftGroup {
         for entry in entries {
             match entry.get_entry_type() {
                 EntryType::EntryConfChange => {
+                    self.checkpoint.state_changed = true;
                     self.apply_conf_change_entry(&entry)?;
                     continue;
                 }
@@ -574,6 +606,16 @@ impl RaftGroup {
             })?;
             let Some(request) = internal.request else {
                 continue;
+            };
+            let request = match request {
+                internal_request::Request::Put(_)
+                | internal_request::Request::DeleteRange(_)
+                | internal_request::Request::Txn(_) => request,
+                other => {
+                    // Leases, alarms, members or the compaction revision may change.
+                    self.checkpoint.state_changed = true;
+                    other
+                }
             };
             let request = match request {
                 internal_request::Request::MemberPublish(publish) => {
@@ -595,6 +637,7 @@ impl RaftGroup {
             self.track_leases(&write, applied.is_ok());
             let outcome = match applied {
                 Ok(applied) => {
+                    self.checkpoint.record(&applied);
                     self.turn_events.extend(applied.events);
                     Ok(WriteOutcome {
                         response: applied.response,

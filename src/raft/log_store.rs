@@ -72,6 +72,11 @@ pub enum LogStoreError {
         index: u64,
         loaded_index: u64,
     },
+    #[error(
+        "the page store applied raft index {applied}, beyond the last entry in the WAL \
+         ({last_index}): the WAL is missing entries this member acknowledged; refusing to start"
+    )]
+    StoreAhead { applied: u64, last_index: u64 },
     #[error(transparent)]
     SnapshotFile(#[from] SnapshotFileError),
     #[error("raft storage: {0}")]
@@ -248,6 +253,31 @@ impl LogStore {
                 "commit index outside the replayed log; settled"
             );
             hard_state.commit = settled;
+        }
+        Ok(())
+    }
+
+    /// Start-up from a page store that applied up to `applied`: every entry up to it was
+    /// committed (only committed entries are applied), so a hard state whose commit index lags
+    /// (the store's commit reached the disk before the WAL's next sync) is moved up to it.
+    /// The entries must still be in the log.
+    pub fn settle_applied(&mut self, applied: u64) -> Result<(), LogStoreError> {
+        let last_index = self.storage.last_index()?;
+        if applied > last_index {
+            return Err(LogStoreError::StoreAhead {
+                applied,
+                last_index,
+            });
+        }
+        let mut core = self.storage.log().wl();
+        let hard_state = core.mut_hard_state();
+        if hard_state.commit < applied {
+            tracing::info!(
+                commit = hard_state.commit,
+                applied,
+                "commit index raised to what the page store applied"
+            );
+            hard_state.commit = applied;
         }
         Ok(())
     }

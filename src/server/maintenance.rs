@@ -1,7 +1,5 @@
-//! The Maintenance service: Status, Alarm, Hash, HashKV and MoveLeader.
-//!
-//! Defragment, Snapshot and Downgrade are not served (Unimplemented) until the page store
-//! exists: there is nothing to defragment in the in-memory store.
+//! The Maintenance service: Status, Defragment, Alarm, Hash, HashKV and MoveLeader (Snapshot is
+//! in `snapshot`). Downgrade is not served (Unimplemented).
 
 use crate::config::ETCD_API_VERSION;
 use crate::grpc::{Code, Status};
@@ -11,10 +9,11 @@ use crate::shard::ShardContext;
 use capstan_proto::capstanpb::internal_request::Request;
 use capstan_proto::etcdserverpb::alarm_request::AlarmAction;
 use capstan_proto::etcdserverpb::{
-    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, HashKvRequest, HashKvResponse,
-    HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, StatusRequest,
-    StatusResponse,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, StatusRequest, StatusResponse,
 };
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// An alarm as etcd lists it in `Status.errors`: Go's compact protobuf text of the
@@ -50,7 +49,11 @@ impl ShardContext {
     pub async fn status(&self, _request: StatusRequest) -> Result<StatusResponse, Status> {
         let raft = self.raft_status.snapshot();
         let view = self.read_view.load();
-        let db_size = i64::try_from(view.approximate_bytes()).unwrap_or(i64::MAX);
+        // The page store file and the bytes of its pages in use (what a defrag would leave).
+        let stats = &self.durable.stats;
+        let db_size = i64::try_from(stats.size_bytes.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let db_size_in_use =
+            i64::try_from(stats.in_use_bytes.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
         let mut errors = Vec::new();
         if raft.leader_id == raft::INVALID_ID {
             errors.push("etcdserver: no leader".to_string());
@@ -75,11 +78,28 @@ impl ShardContext {
             raft_term: raft.term,
             raft_applied_index: raft.applied_index,
             errors,
-            db_size_in_use: db_size,
+            db_size_in_use,
             is_learner: self.is_learner(),
             storage_version: ETCD_API_VERSION.to_string(),
             db_size_quota,
             downgrade_info: None,
+        })
+    }
+
+    /// etcd's Defragment: shrinks this member's page store while it keeps serving (the store
+    /// copies a snapshot of its live pages to a new file, replays the commits made meanwhile
+    /// and switches files). Like etcd, it is per member and not replicated.
+    pub async fn defragment(
+        &self,
+        _request: DefragmentRequest,
+    ) -> Result<DefragmentResponse, Status> {
+        self.durable
+            .defragment()
+            .await
+            .map_err(|error| Status::new(Code::Unknown, format!("capstan: defrag: {error}")))?;
+        let view = self.read_view.load();
+        Ok(DefragmentResponse {
+            header: Some(self.header(view.current_revision(), self.raft_status.term())),
         })
     }
 

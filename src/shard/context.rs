@@ -23,6 +23,8 @@ pub struct ShardContext {
     pub raft_status: Arc<RaftStatus>,
     /// The member list, published by the owner.
     pub members: Arc<ArcSwap<MemberList>>,
+    /// The page store's writer: sizes for Status, Defragment.
+    pub durable: crate::durable::DurableHandle,
     pub owner: OwnerLink,
     /// State of this shard's lease id generator (see `server::lease`).
     pub lease_id_state: Cell<u64>,

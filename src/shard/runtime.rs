@@ -16,6 +16,7 @@ use super::message::{ToOwner, ToShard};
 use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
 use crate::config::ServerConfig;
+use crate::durable::{DurableHandle, LoadedState};
 use crate::grpc::connection::serve_listener;
 use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
@@ -62,6 +63,8 @@ pub enum RunError {
     Raft(#[from] crate::raft::RaftGroupError),
     #[error(transparent)]
     Log(#[from] crate::raft::log_store::LogStoreError),
+    #[error("cannot open the page store: {0}")]
+    Store(String),
 }
 
 /// The message sink of a member alone in its cluster and started without `--listen-peer-urls`:
@@ -241,6 +244,56 @@ struct Shared {
     shards_serving: Arc<AtomicUsize>,
     shard_count: usize,
     incarnation: u64,
+    /// The page store's writer (Status sizes, Defragment, checkpoints).
+    durable: DurableHandle,
+    /// What the page store held at start-up, taken by the raft group.
+    loaded: Arc<std::sync::Mutex<Option<LoadedState>>>,
+}
+
+/// Opens (or creates) the page store, reads the state it holds and starts its writer thread.
+/// A damaged store refuses the start, naming the file and byte offset.
+fn open_page_store(
+    config: &ServerConfig,
+) -> Result<
+    (
+        DurableHandle,
+        Option<LoadedState>,
+        std::thread::JoinHandle<()>,
+    ),
+    RunError,
+> {
+    let path = config.store_path();
+    let fail = |detail: String| RunError::Store(format!("{}: {detail}", path.display()));
+    if let Some(member_dir) = path.parent() {
+        std::fs::create_dir_all(member_dir).map_err(|error| fail(error.to_string()))?;
+    }
+    let started = std::time::Instant::now();
+    let store = crate::store::Store::open(&path, crate::store::StoreOptions::default())
+        .map_err(|error| RunError::Store(error.to_string()))?;
+    if let Some(ignored) = &store.open_report().ignored_meta {
+        tracing::warn!(
+            ignored,
+            "page store: one meta slot did not verify (a torn commit?)"
+        );
+    }
+    let loaded = crate::durable::load(&store.read()).map_err(|error| fail(error.to_string()))?;
+    if let Some(loaded) = &loaded {
+        tracing::info!(
+            applied_index = loaded.applied_index,
+            revision = loaded.kv.current_revision(),
+            keys = loaded.kv.key_count(),
+            owed_deletes = loaded.owed_deletes.len(),
+            load_ms = started.elapsed().as_millis() as u64,
+            "page store loaded"
+        );
+    }
+    let owed = loaded
+        .as_ref()
+        .map(|loaded| loaded.owed_deletes.clone())
+        .unwrap_or_default();
+    let (handle, thread) =
+        crate::durable::spawn_writer(store, owed).map_err(|error| fail(error.to_string()))?;
+    Ok((handle, loaded, thread))
 }
 
 /// The CPUs this process may run on (its affinity mask).
@@ -333,6 +386,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     install_signal_handler(shutdown.clone())?;
     let incarnation = process_incarnation();
     let members = initial_member_list(&config);
+    let (durable, loaded, pages_thread) = open_page_store(&config)?;
     let shared = Shared {
         config: Arc::new(config),
         read_view: Arc::new(ArcSwap::from_pointee(KvStore::new())),
@@ -342,6 +396,8 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         shards_serving: Arc::new(AtomicUsize::new(0)),
         shard_count,
         incarnation,
+        durable,
+        loaded: Arc::new(std::sync::Mutex::new(loaded)),
     };
     let mut owner_inboxes: Vec<SharedReceiver<ToOwner>> = Vec::new();
     let mut owner_outboxes: Vec<SharedSender<ToShard>> = Vec::new();
@@ -403,6 +459,11 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         if let Err(error) | Ok(Err(error)) = outcome {
             first_error.get_or_insert(error);
         }
+    }
+    // The writer finishes its queued commits once the last handle is gone.
+    drop(shared);
+    if pages_thread.join().is_err() {
+        tracing::error!("page store writer panicked");
     }
     tracing::info!("capstan stopped");
     first_error.map_or(Ok(()), Err)
@@ -512,6 +573,12 @@ async fn owner_shard(
             strict_reconfig_check: config.strict_reconfig_check,
         },
         snapshot_count: config.snapshot_count,
+        durable: shared.durable.clone(),
+        loaded: shared
+            .loaded
+            .lock()
+            .map(|mut loaded| loaded.take())
+            .unwrap_or_default(),
     });
     let group = match group {
         Ok(group) => group,
@@ -583,6 +650,7 @@ async fn serve_shard(
         read_view: shared.read_view.clone(),
         raft_status: shared.raft_status.clone(),
         members: shared.members.clone(),
+        durable: shared.durable.clone(),
         owner: OwnerLink::new(
             shard,
             owner_sender,

@@ -88,7 +88,7 @@ impl RaftGroup {
     }
 
     /// Replaces the state machine with a snapshot's.
-    fn adopt_state(&mut self, state: AppliedState) {
+    pub(super) fn adopt_state(&mut self, state: AppliedState) {
         let AppliedState { kv, members } = state;
         let now = Instant::now();
         self.lessor = Lessor::default();
@@ -289,6 +289,13 @@ impl RaftGroup {
         self.log.install_snapshot(snapshot)?;
         self.snapshots.last_index = index;
         self.adopt_state(state);
+        self.checkpoint.clear();
+        self.durable.send(crate::durable::Command::Replace {
+            applied_index: index,
+            kv: self.kv.clone(),
+            members: self.members.clone(),
+        });
+        self.checkpoint.sent_index = index;
         tracing::info!(
             index,
             revision = self.kv.current_revision(),
