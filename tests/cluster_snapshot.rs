@@ -17,6 +17,8 @@ use std::time::Instant;
 const SNAPSHOT_TAKEN: &str = "raft snapshot taken; log compacted";
 const SNAPSHOT_INSTALLED: &str = "snapshot from the leader installed";
 const RESTORED: &str = "state restored from snapshot";
+const RESTORED_FROM_PAGES: &str = "state restored from the page store";
+const PAGES_REBUILT: &str = "page store rebuilt from a snapshot";
 
 fn spec(size: usize) -> ClusterSpec {
     ClusterSpec::new(size).flags(&["--snapshot-count", "100", "--wal-segment-bytes", "65536"])
@@ -151,11 +153,28 @@ fn a_follower_behind_the_compacted_log_catches_up_through_a_snapshot_and_restart
     );
     assert!(ttl.contains("leased"), "{ttl}");
 
-    // Restarted again, the follower starts from its own snapshot file.
+    // The installed snapshot also rebuilt the follower's page store: restarted, it starts
+    // from there.
+    wait_for_log(&cluster, follower, PAGES_REBUILT);
     cluster.restart(follower);
-    wait_for_log(&cluster, follower, RESTORED);
+    wait_for_log(&cluster, follower, RESTORED_FROM_PAGES);
     let more = write_keys(&cluster, follower, "d", 20);
     converge(&cluster, &cluster.all(), more);
+
+    // Without its page store, it starts from its own snapshot file and rebuilds the store.
+    cluster.kill9(follower);
+    let pages = cluster.members[follower]
+        .data_dir
+        .join("member")
+        .join("pages.db");
+    std::fs::remove_file(&pages).expect("remove the page store");
+    cluster.restart(follower);
+    wait_for_log(&cluster, follower, RESTORED);
+    let rebuilt_count = cluster.log(follower).matches(PAGES_REBUILT).count();
+    assert!(rebuilt_count >= 2, "{}", cluster.log(follower));
+    let more = write_keys(&cluster, follower, "e", 20);
+    let dump = converge(&cluster, &cluster.all(), more);
+    assert!(dump.value("d/0019").is_some());
 
     // And the whole cluster restarted at once comes back with everything.
     cluster.restart_together(&cluster.all());

@@ -148,6 +148,13 @@ fn nospace_refuses_growing_writes_until_disarmed() {
     );
     let still = etcdctl(&endpoint, &["put", "small", "v"], None);
     assert_eq!(error_line(&still), format!("Error: {NOSPACE}"));
+    // Defrag is served under the alarm too (and shrinks the file); the alarm stays raised.
+    assert_eq!(
+        etcdctl_ok(&endpoint, &["defrag"]),
+        format!("Finished defragmenting etcd member[{endpoint}]\n")
+    );
+    let after_defrag = etcdctl(&endpoint, &["put", "small", "v"], None);
+    assert_eq!(error_line(&after_defrag), format!("Error: {NOSPACE}"));
 
     // The Rust client sees etcd's status code and message.
     let runtime = tokio_runtime();

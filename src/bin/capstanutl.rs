@@ -4,6 +4,7 @@
 //! capstanutl snapshot status FILE [-w table|json]
 //! capstanutl snapshot restore FILE --data-dir DIR --name NAME --initial-cluster NAME=URL,...
 //!            [--initial-cluster-token TOKEN] [--initial-advertise-peer-urls URL]
+//! capstanutl defrag --data-dir DIR
 //! ```
 //!
 //! `FILE` is what `etcdctl snapshot save` wrote from a Capstan member.
@@ -17,6 +18,7 @@ const USAGE: &str = "usage:
   capstanutl snapshot status FILE [-w table|json]
   capstanutl snapshot restore FILE --data-dir DIR --name NAME --initial-cluster NAME=URL,...
              [--initial-cluster-token TOKEN] [--initial-advertise-peer-urls URL]
+  capstanutl defrag --data-dir DIR
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match words.as_slice() {
         ["snapshot", "status", file, rest @ ..] => status(Path::new(file), rest),
         ["snapshot", "restore", file, rest @ ..] => restore(Path::new(file), rest),
+        ["defrag", rest @ ..] => defrag(rest),
         ["help" | "--help" | "-h", ..] => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -139,6 +142,34 @@ fn restore(file: &Path, rest: &[&str]) -> Result<(), String> {
         config.name,
         members.len(),
         saved.display()
+    );
+    Ok(())
+}
+
+/// Offline defrag of a stopped member's page store (the running member holds a lock on it and
+/// is defragmented online with `etcdctl defrag` instead).
+fn defrag(rest: &[&str]) -> Result<(), String> {
+    let data_dir = match rest {
+        ["--data-dir", dir] => PathBuf::from(dir),
+        [flag] if flag.starts_with("--data-dir=") => {
+            PathBuf::from(flag.trim_start_matches("--data-dir="))
+        }
+        _ => return Err(format!("--data-dir is required\n{USAGE}")),
+    };
+    let path = data_dir
+        .join("member")
+        .join(capstan::durable::STORE_FILE_NAME);
+    if !path.exists() {
+        return Err(format!("{}: no page store here", path.display()));
+    }
+    let store = capstan::store::Store::open(&path, capstan::store::StoreOptions::default())
+        .map_err(|error| error.to_string())?;
+    let report = store.defragment().map_err(|error| error.to_string())?;
+    println!(
+        "Finished defragmenting etcd data[{}] ({} -> {})",
+        data_dir.display(),
+        human_bytes(report.size_bytes_before),
+        human_bytes(report.size_bytes_after)
     );
     Ok(())
 }

@@ -59,6 +59,9 @@ pub mod load;
 pub mod rows;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use load::{load, LoadedState};
 pub use rows::{encode_state_for, PendingCheckpoint, STORE_FILE_NAME};
 pub use writer::{

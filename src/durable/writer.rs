@@ -47,6 +47,8 @@ pub enum Command {
     },
     /// Maintenance.Defragment: shrink the file; answered when done.
     Defragment(futures::channel::oneshot::Sender<Result<DefragReport, String>>),
+    /// The server is stopping: commit what came before, then end the thread.
+    Finish,
 }
 
 /// What the server reports about the page store (Status `dbSize`, `dbSizeInUse`).
@@ -151,7 +153,12 @@ impl Writer {
             let mut gathered = Gathered::default();
             let mut next = first;
             let mut merged = 0;
+            let mut finishing = false;
             while let Some(command) = next {
+                if matches!(command, Command::Finish) {
+                    finishing = true;
+                    break;
+                }
                 self.take(command, &mut gathered);
                 merged += 1;
                 next = if merged < COMMANDS_PER_COMMIT_MAX {
@@ -161,6 +168,9 @@ impl Writer {
                 };
             }
             self.commit(gathered);
+            if finishing {
+                break;
+            }
         }
         for defrag in self.defrags.drain(..) {
             let _ = defrag.join();
@@ -192,6 +202,7 @@ impl Writer {
                 self.commit(std::mem::take(gathered));
                 self.start_defrag(reply);
             }
+            Command::Finish => {}
         }
     }
 

@@ -104,7 +104,7 @@ mod model_tests;
 #[cfg(test)]
 mod range_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod txn_tests;
 #[cfg(test)]

@@ -460,7 +460,8 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
             first_error.get_or_insert(error);
         }
     }
-    // The writer finishes its queued commits once the last handle is gone.
+    // Every shard has stopped: the writer commits what is queued and ends.
+    shared.durable.send(crate::durable::Command::Finish);
     drop(shared);
     if pages_thread.join().is_err() {
         tracing::error!("page store writer panicked");
