@@ -3,9 +3,9 @@
 use bytes::Bytes;
 use capstan_proto::mvccpb::event::EventType;
 use capstan_proto::mvccpb::{Event, KeyValue};
-use imbl::Vector;
 
 use crate::mvcc::revision::Revision;
+use crate::mvcc::version_list::VersionList;
 
 /// Rough per-version bookkeeping cost (revision, counters, lease, node
 /// overhead) added to key and value lengths for `approximate_bytes`.
@@ -68,7 +68,7 @@ impl StoredVersion {
 /// All versions of one key still retained, in ascending revision order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyHistory {
-    versions: Vector<StoredVersion>,
+    versions: VersionList,
 }
 
 impl KeyHistory {

@@ -19,7 +19,7 @@
 //! at exactly `c` stays so a watcher starting at `c` still sees the delete). Reads at `c` and later are
 //! unaffected; reads below `c` fail with [`MvccError::Compacted`].
 //!
-//! The map is an `imbl::OrdMap` of `imbl::Vector`s, so cloning a
+//! The map is an `imbl::OrdMap` of version lists (`version_list`), so cloning a
 //! [`KvStore`] is O(1): the applying shard publishes clones as immutable
 //! snapshots, and each write is applied to a clone that replaces the store
 //! only if the whole write succeeded.
@@ -93,6 +93,7 @@ mod snapshot;
 mod store;
 mod txn;
 pub mod validation;
+mod version_list;
 mod write_txn;
 
 #[cfg(test)]
