@@ -28,6 +28,12 @@
 //! entries are all at or below S (it tracks the largest entry index written to each segment).
 //! A crash at any point leaves either the old snapshot with the old segments, or the new
 //! snapshot with a superset of the segments it needs.
+//!
+//! The applied state itself is also checkpointed into the page store (`durable`), which records
+//! its applied index A. Start-up prefers it when A is at least the snapshot's index: raft then
+//! starts with `applied = A` and only entries after A are applied again
+//! ([`LogStore::settle_applied`]). Segments are still released only below snapshots, so the
+//! page store is never the only copy of anything.
 
 use super::snapshot_file::{self, SnapshotFileError};
 use super::storage::GroupStorage;
