@@ -59,6 +59,7 @@ fn run_context(global: &GlobalArgs, endpoints: Vec<Endpoint>) -> Result<RunConte
         clients: global.clients,
         total: global.total,
         warmup: global.warmup,
+        duration: (!global.duration.is_zero()).then_some(global.duration),
         request_timeout: global.request_timeout,
         show_progress: std::io::stderr().is_terminal(),
         seed: global.seed,

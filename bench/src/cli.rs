@@ -80,6 +80,11 @@ pub struct GlobalArgs {
     /// [capstan-bench] A call slower than this is abandoned and counted as an error
     #[arg(long, global = true, default_value = REQUEST_TIMEOUT_DEFAULT, value_parser = duration_flag)]
     pub request_timeout: Duration,
+    /// [capstan-bench] End the measured phase after this long even if --total calls were not
+    /// all made (calls under way then still finish); 0s: no limit. For put, range, txn-put,
+    /// txn-mixed and lease-keepalive; per run (per round in compare)
+    #[arg(long, global = true, default_value = "0s", value_parser = duration_flag)]
+    pub duration: Duration,
     /// [capstan-bench] Calls made before measuring, not recorded
     #[arg(long, global = true, default_value_t = WARMUP_CALLS_DEFAULT)]
     pub warmup: u64,

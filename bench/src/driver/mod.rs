@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 pub struct Plan {
     /// Calls to make.
     pub total: u64,
+    /// No call is handed out this long after the start (calls under way still finish);
+    /// `None`: all `total` are made.
+    pub duration: Option<Duration>,
     /// Concurrent sequential loops.
     pub clients: usize,
     /// `Some(calls per second)`: open loop; `None`: closed loop.
@@ -80,7 +83,8 @@ where
     assert!(plan.clients > 0 && plan.series_count > 0);
     let completed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let indices = Indices::start(plan.total, Pacing::new(plan.rate_per_s, start));
+    let deadline = plan.duration.map(|duration| start + duration);
+    let indices = Indices::start(plan.total, Pacing::new(plan.rate_per_s, start), deadline);
     let progress = plan
         .progress
         .as_ref()

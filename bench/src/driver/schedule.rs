@@ -7,6 +7,9 @@
 //! wait for the next released index in turn. A call released while every client is busy waits
 //! for one — that wait is queueing the server caused, and it counts in the call's latency,
 //! which runs from the intended time.
+//!
+//! With a deadline, no call is handed out once it has passed (closed loop), and no call due at
+//! or after it is released (open loop): the run ends early, its calls under way finish.
 
 use crate::limits::PACER_QUEUE_CALLS_MAX;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +59,7 @@ pub enum Indices {
     Closed {
         next: AtomicU64,
         total: u64,
+        deadline: Option<Instant>,
     },
     Open {
         pacing: Pacing,
@@ -64,12 +68,13 @@ pub enum Indices {
 }
 
 impl Indices {
-    /// Starts handing out `0..total`, paced when `pacing` is given.
-    pub fn start(total: u64, pacing: Option<Pacing>) -> Arc<Indices> {
+    /// Starts handing out `0..total`, paced when `pacing` is given, until `deadline`.
+    pub fn start(total: u64, pacing: Option<Pacing>, deadline: Option<Instant>) -> Arc<Indices> {
         let Some(pacing) = pacing else {
             return Arc::new(Indices::Closed {
                 next: AtomicU64::new(0),
                 total,
+                deadline,
             });
         };
         let capacity = usize::try_from(total.clamp(1, PACER_QUEUE_CALLS_MAX)).unwrap_or(1);
@@ -80,6 +85,9 @@ impl Indices {
             tighten_timer_slack();
             for index in 0..total {
                 let due = pacing.intended(index);
+                if deadline.is_some_and(|deadline| due >= deadline) {
+                    break;
+                }
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);
@@ -99,7 +107,14 @@ impl Indices {
     /// every call has been handed out.
     pub async fn next(&self) -> Option<(u64, Option<Instant>)> {
         match self {
-            Indices::Closed { next, total } => {
+            Indices::Closed {
+                next,
+                total,
+                deadline,
+            } => {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return None;
+                }
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 (index < *total).then_some((index, None))
             }
@@ -128,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_loop_hands_out_each_index_once() {
-        let indices = Indices::start(3, None);
+        let indices = Indices::start(3, None, None);
         let mut seen = Vec::new();
         while let Some((index, intended)) = indices.next().await {
             assert!(intended.is_none());
@@ -140,7 +155,7 @@ mod tests {
     #[tokio::test]
     async fn open_loop_releases_indices_no_earlier_than_due() {
         let start = Instant::now();
-        let indices = Indices::start(5, Pacing::new(Some(500.0), start));
+        let indices = Indices::start(5, Pacing::new(Some(500.0), start), None);
         let mut count = 0;
         while let Some((index, intended)) = indices.next().await {
             let intended = intended.expect("open loop has intended times");
@@ -149,5 +164,34 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 5);
+    }
+
+    #[tokio::test]
+    async fn closed_loop_stops_handing_out_at_the_deadline() {
+        let indices = Indices::start(u64::MAX, None, Some(Instant::now()));
+        assert!(indices.next().await.is_none(), "deadline already passed");
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let indices = Indices::start(u64::MAX, None, Some(deadline));
+        let mut count = 0u64;
+        while indices.next().await.is_some() {
+            count += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(count > 0);
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[tokio::test]
+    async fn open_loop_releases_only_calls_due_before_the_deadline() {
+        let start = Instant::now();
+        // 1000 calls/s for 20 ms: indices 0..20 are due before the deadline.
+        let deadline = start + Duration::from_millis(20);
+        let indices = Indices::start(1000, Pacing::new(Some(1000.0), start), Some(deadline));
+        let mut count = 0;
+        while let Some((_, intended)) = indices.next().await {
+            assert!(intended.expect("open loop has intended times") < deadline);
+            count += 1;
+        }
+        assert_eq!(count, 20);
     }
 }

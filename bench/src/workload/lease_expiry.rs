@@ -85,6 +85,7 @@ pub async fn run(args: &LeaseExpiryArgs, context: &RunContext) -> Result<RunResu
     });
     let plan = Plan {
         total: args.leases,
+        duration: None,
         clients: context.clients,
         rate_per_s: None,
         request_timeout: context.request_timeout,

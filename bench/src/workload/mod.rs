@@ -47,6 +47,8 @@ pub struct RunContext {
     pub total: u64,
     /// Calls made and discarded before measuring (`--warmup`).
     pub warmup: u64,
+    /// Longest measured phase (`--duration`); `None`: until `total` calls are made.
+    pub duration: Option<Duration>,
     pub request_timeout: Duration,
     /// Draw a progress bar (stderr is a terminal).
     pub show_progress: bool,
@@ -100,7 +102,7 @@ impl RunResult {
 
 /// Runs one workload.
 pub async fn run(workload: &Workload, context: &RunContext) -> Result<RunResult, BenchError> {
-    check_context(context)?;
+    check_context(workload, context)?;
     match workload {
         Workload::Put(args) => put::run(args, context).await,
         Workload::Range(args) => range::run(args, context).await,
@@ -115,10 +117,24 @@ pub async fn run(workload: &Workload, context: &RunContext) -> Result<RunResult,
     }
 }
 
-fn check_context(context: &RunContext) -> Result<(), BenchError> {
+fn check_context(workload: &Workload, context: &RunContext) -> Result<(), BenchError> {
     if context.total > TOTAL_CALLS_MAX || context.warmup > TOTAL_CALLS_MAX {
         return Err(BenchError::Usage(format!(
             "--total and --warmup are limited to {TOTAL_CALLS_MAX}"
+        )));
+    }
+    let measured_per_call = matches!(
+        workload,
+        Workload::Put(_)
+            | Workload::Range(_)
+            | Workload::TxnPut(_)
+            | Workload::TxnMixed(_)
+            | Workload::LeaseKeepalive(_)
+    );
+    if context.duration.is_some() && !measured_per_call {
+        return Err(BenchError::Usage(format!(
+            "--duration is not supported by {}",
+            workload.name()
         )));
     }
     Ok(())
@@ -166,7 +182,8 @@ pub(crate) struct Measurement {
     pub send_lag: LatencyRecorder,
 }
 
-/// Warm-up (not recorded), then `context.total` measured calls of `operation`.
+/// Warm-up (not recorded), then `context.total` measured calls of `operation` (fewer if
+/// `context.duration` ends the measured phase first).
 ///
 /// If every call of a phase failed with UNIMPLEMENTED, the run stops with an error naming the
 /// method, rather than printing a table of errors.
@@ -180,8 +197,9 @@ where
     F: Fn(Call) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let plan = |total: u64, progress: Option<String>| Plan {
+    let plan = |total: u64, duration: Option<Duration>, progress: Option<String>| Plan {
         total,
+        duration,
         clients: context.clients,
         rate_per_s: spec.rate,
         request_timeout: context.request_timeout,
@@ -189,11 +207,16 @@ where
         progress,
     };
     if context.warmup > 0 {
-        let warmup = driver::run(pool, &plan(context.warmup, None), operation.clone()).await;
+        let warmup = driver::run(pool, &plan(context.warmup, None, None), operation.clone()).await;
         refuse_unimplemented(&warmup.recorders, spec.method, pool)?;
     }
     let label = context.show_progress.then(|| spec.series.join("+"));
-    let measured = driver::run(pool, &plan(context.total, label), operation).await;
+    let measured = driver::run(
+        pool,
+        &plan(context.total, context.duration, label),
+        operation,
+    )
+    .await;
     refuse_unimplemented(&measured.recorders, spec.method, pool)?;
     let series = spec
         .series

@@ -104,6 +104,7 @@ pub async fn run(args: &WatchArgs, context: &RunContext) -> Result<RunResult, Be
     });
     let plan = Plan {
         total: args.put_total,
+        duration: None,
         clients: context.clients,
         rate_per_s: rate,
         request_timeout: context.request_timeout,

@@ -90,6 +90,7 @@ pub async fn run(args: &WatchLatencyArgs, context: &RunContext) -> Result<RunRes
     });
     let plan = Plan {
         total: args.put_total,
+        duration: None,
         clients: 1,
         rate_per_s: rate,
         request_timeout: context.request_timeout,
