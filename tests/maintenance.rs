@@ -2,8 +2,8 @@
 //! auto-compaction, through real clients (Debian etcdctl 3.4 and the Rust etcd-client) against
 //! real `capstan` processes, with Debian etcd 3.4 as the reference where outputs compare.
 //!
-//! Sizes: Capstan's store size (Status `dbSize`) counts 48 bytes per version plus key and
-//! value; a put costs etcd's 256 bytes plus key and value against the quota. With a quota of
+//! Sizes: the quota is charged against the size of Capstan's state (48 bytes per retained
+//! version plus key and value; Status `dbSize` is the page store file instead); a put costs etcd's 256 bytes plus key and value against the quota. With a quota of
 //! 100,000 bytes, three 30,000-byte values fit and the fourth is refused. etcd measures its
 //! bbolt file instead, so it refuses a different put: the transcript compares what follows.
 //!

@@ -1,8 +1,9 @@
 //! The space quota at the API layer (etcd's `quotaKVServer` and `quotaLeaseServer`).
 //!
 //! Before a Put, a Txn or a LeaseGrant is proposed, its cost (see [`crate::mvcc::quota`]) is
-//! added to the size of this member's store (`KvStore::approximate_bytes`, also Status's
-//! `dbSize`). If the sum reaches `--quota-backend-bytes`, the request fails with etcd's
+//! added to the size of this member's state (`KvStore::approximate_bytes`: the retained
+//! versions, not the page store file Status reports as `dbSize`, so compaction alone makes
+//! room again; etcd charges its file and needs a defrag too). If the sum reaches `--quota-backend-bytes`, the request fails with etcd's
 //! "database space exceeded" and this member raises the NOSPACE alarm through raft, which
 //! makes every member refuse growing writes at apply time until the alarm is disarmed.
 //!
