@@ -156,7 +156,8 @@ impl LogStore {
                 .log()
                 .wl()
                 .apply_snapshot(metadata_only(&snapshot))?;
-            store.storage.set_snapshot(snapshot);
+            let file = store.snapshot_path(&snapshot);
+            store.storage.set_snapshot(&snapshot, file);
         }
         // Which segment each record came from.
         let mut seqs = Vec::with_capacity(recovered.records.len());
@@ -382,7 +383,8 @@ impl LogStore {
         if index <= self.storage.snapshot_index() {
             return Ok(0);
         }
-        self.storage.set_snapshot(snapshot);
+        self.storage
+            .set_snapshot(&snapshot, self.snapshot_path(&snapshot));
         let keep_from = (index + 1).saturating_sub(catch_up_entries);
         if keep_from > self.storage.first_index()? {
             self.storage.log().wl().compact(keep_from)?;
@@ -402,7 +404,8 @@ impl LogStore {
             .log()
             .wl()
             .apply_snapshot(metadata_only(&snapshot))?;
-        self.storage.set_snapshot(snapshot);
+        self.storage
+            .set_snapshot(&snapshot, self.snapshot_path(&snapshot));
         Ok(())
     }
 
@@ -451,6 +454,13 @@ impl LogStore {
 
     pub fn wal_segments(&self) -> usize {
         self.wal.segment_count()
+    }
+
+    /// Where `snapshot` was saved (see `snapshot_file::save`).
+    fn snapshot_path(&self, snapshot: &Snapshot) -> PathBuf {
+        let metadata = snapshot.get_metadata();
+        self.snap_dir
+            .join(snapshot_file::file_name(metadata.term, metadata.index))
     }
 
     pub fn snap_dir(&self) -> &std::path::Path {

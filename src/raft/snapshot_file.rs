@@ -199,6 +199,12 @@ fn list(dir: &Path, delete_unfinished: bool) -> Result<Vec<SnapshotFile>, Snapsh
     Ok(files)
 }
 
+/// The snapshot saved in `path`, verified.
+pub fn load(path: &Path) -> Result<Snapshot, SnapshotFileError> {
+    let bytes = std::fs::read(path).map_err(io_error(path, "read"))?;
+    decode(path, &bytes)
+}
+
 /// The newest snapshot in `dir` that reads back intact, if any.
 pub fn load_newest(dir: &Path) -> Result<Option<Snapshot>, SnapshotFileError> {
     let mut files = list(dir, true)?;

@@ -5,22 +5,28 @@
 //! `MemStorage` alone cannot serve snapshots: its `snapshot()` builds metadata from the commit
 //! index and carries no data.
 //!
+//! Only the latest snapshot's metadata and file name stay in memory; its data (a copy of the
+//! whole state) is read back from the file when a follower needs it.
+//!
 //! A snapshot is only handed out to a member its conf state includes: raft-rs (like etcd's
 //! raft) refuses to restore a snapshot that does not name the receiving member, which is the
 //! case for a member added after the latest snapshot. Then the answer is "temporarily
 //! unavailable" and the group is asked for a fresh snapshot; raft asks again later.
 
+use super::snapshot_file::{self, SnapshotFileError};
 use raft::eraftpb::{Entry, Snapshot};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 /// Cheap to clone; clones share the log and the snapshot.
 #[derive(Clone, Default)]
 pub struct GroupStorage {
     entries: MemStorage,
-    latest_snapshot: Rc<RefCell<Option<Snapshot>>>,
+    /// The latest snapshot without its data, and the file holding it whole.
+    latest_snapshot: Rc<RefCell<Option<(Snapshot, PathBuf)>>>,
     /// Raft asked for a snapshot the latest one cannot serve.
     fresh_snapshot_wanted: Rc<Cell<bool>>,
 }
@@ -36,7 +42,7 @@ impl GroupStorage {
         self.latest_snapshot
             .borrow()
             .as_ref()
-            .map_or(0, |snapshot| snapshot.get_metadata().index)
+            .map_or(0, |(snapshot, _)| snapshot.get_metadata().index)
     }
 
     /// Whether a fresh snapshot was asked for since the last call (clears the request).
@@ -44,14 +50,20 @@ impl GroupStorage {
         self.fresh_snapshot_wanted.replace(false)
     }
 
-    /// The latest snapshot, with its data.
-    pub fn latest_snapshot(&self) -> Option<Snapshot> {
-        self.latest_snapshot.borrow().clone()
+    /// The latest snapshot, with its data read back from its file.
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, SnapshotFileError> {
+        let latest = self.latest_snapshot.borrow();
+        let Some((_, path)) = latest.as_ref() else {
+            return Ok(None);
+        };
+        snapshot_file::load(path).map(Some)
     }
 
-    /// Remembers `snapshot` (with its data) as the one to send to lagging followers.
-    pub fn set_snapshot(&self, snapshot: Snapshot) {
-        *self.latest_snapshot.borrow_mut() = Some(snapshot);
+    /// Remembers `snapshot` (saved whole in `file`) as the one to send to lagging followers.
+    pub fn set_snapshot(&self, snapshot: &Snapshot, file: PathBuf) {
+        let mut metadata_only = Snapshot::default();
+        metadata_only.set_metadata(snapshot.get_metadata().clone());
+        *self.latest_snapshot.borrow_mut() = Some((metadata_only, file));
     }
 }
 
@@ -84,14 +96,22 @@ impl Storage for GroupStorage {
 
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let latest = self.latest_snapshot.borrow();
-        let usable = latest.as_ref().filter(|snapshot| {
+        let usable = latest.as_ref().filter(|(snapshot, _)| {
             let metadata = snapshot.get_metadata();
             let conf = metadata.get_conf_state();
             metadata.index >= request_index
                 && (conf.voters.contains(&to) || conf.learners.contains(&to))
         });
-        match usable {
-            Some(snapshot) => Ok(snapshot.clone()),
+        let loaded = usable.map(|(_, path)| snapshot_file::load(path));
+        match loaded {
+            Some(Ok(snapshot)) => Ok(snapshot),
+            Some(Err(error)) => {
+                tracing::error!(%error, "latest snapshot file unreadable; a fresh one is wanted");
+                self.fresh_snapshot_wanted.set(true);
+                Err(raft::Error::Store(
+                    StorageError::SnapshotTemporarilyUnavailable,
+                ))
+            }
             None => {
                 self.fresh_snapshot_wanted.set(true);
                 Err(raft::Error::Store(

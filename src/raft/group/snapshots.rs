@@ -73,7 +73,12 @@ fn write_snapshot(
 impl RaftGroup {
     /// At start-up: the state the newest snapshot holds (the log replays from after it).
     pub(super) fn restore_from_snapshot_file(&mut self) -> Result<(), RaftGroupError> {
-        let Some(snapshot) = self.log.storage().latest_snapshot() else {
+        let latest = self
+            .log
+            .storage()
+            .latest_snapshot()
+            .map_err(|error| RaftGroupError::Snapshot(error.to_string()))?;
+        let Some(snapshot) = latest else {
             return Ok(());
         };
         let state = snapshot_state::decode(&snapshot.data)
