@@ -4,14 +4,12 @@
 //! copy).
 
 use super::rows::{
-    encode_state_for, row_key, FORMAT_VERSION, META_APPLIED_INDEX, META_CURRENT_REVISION,
-    META_FORMAT, META_STATE,
+    encode_row, encode_state_for, row_key, FORMAT_VERSION, META_APPLIED_INDEX,
+    META_CURRENT_REVISION, META_FORMAT, META_STATE,
 };
 use crate::membership::MemberList;
 use crate::mvcc::{KvStore, Revision};
 use crate::store::{DefragReport, Store, StoreError, StoreOptions, WriteBatch};
-use capstan_proto::capstanpb::KeySnapshot;
-use prost::Message;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -226,15 +224,12 @@ impl Writer {
                 batch.delete(&row_key(revision))?;
             }
             if let Some(applied_index) = gathered.applied_index {
-                batch.set_meta_u64(META_FORMAT, FORMAT_VERSION)?;
-                batch.set_meta_u64(META_APPLIED_INDEX, applied_index)?;
-                batch.set_meta_u64(
-                    META_CURRENT_REVISION,
-                    u64::try_from(gathered.current_revision).unwrap_or(0),
+                set_checkpoint_metas(
+                    &mut batch,
+                    applied_index,
+                    gathered.current_revision,
+                    gathered.state.as_deref(),
                 )?;
-                if let Some(state) = &gathered.state {
-                    batch.set_meta(META_STATE, state)?;
-                }
             }
             self.store.commit(&batch)?;
             Ok(())
@@ -305,23 +300,19 @@ impl Writer {
                         main: version.main_revision,
                         sub: version.sub_revision,
                     };
-                    let row = KeySnapshot {
-                        key: key.key.clone(),
-                        versions: vec![version],
-                    };
-                    batch.put(&row_key(revision), &row.encode_to_vec())?;
+                    batch.put(&row_key(revision), &encode_row(&key.key, version))?;
                     if batch.len() >= REBUILD_ROWS_PER_COMMIT {
                         fresh.commit(&std::mem::take(&mut batch))?;
                     }
                 }
             }
-            batch.set_meta_u64(META_FORMAT, FORMAT_VERSION)?;
-            batch.set_meta_u64(META_APPLIED_INDEX, applied_index)?;
-            batch.set_meta_u64(
-                META_CURRENT_REVISION,
-                u64::try_from(kv.current_revision()).unwrap_or(0),
+            let state = encode_state_for(kv, members);
+            set_checkpoint_metas(
+                &mut batch,
+                applied_index,
+                kv.current_revision(),
+                Some(&state),
             )?;
-            batch.set_meta(META_STATE, &encode_state_for(kv, members))?;
             fresh.commit(&batch)?;
             drop(fresh);
             rename_durably(&temporary, &self.path)?;
@@ -339,6 +330,25 @@ impl Writer {
             Err(error) => self.fail(&error),
         }
     }
+}
+
+/// The meta values that go with the rows of every entry up to `applied_index`.
+fn set_checkpoint_metas(
+    batch: &mut WriteBatch,
+    applied_index: u64,
+    current_revision: i64,
+    state: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    batch.set_meta_u64(META_FORMAT, FORMAT_VERSION)?;
+    batch.set_meta_u64(META_APPLIED_INDEX, applied_index)?;
+    batch.set_meta_u64(
+        META_CURRENT_REVISION,
+        u64::try_from(current_revision).unwrap_or(0),
+    )?;
+    if let Some(state) = state {
+        batch.set_meta(META_STATE, state)?;
+    }
+    Ok(())
 }
 
 fn rename_durably(from: &Path, to: &Path) -> Result<(), StoreError> {
