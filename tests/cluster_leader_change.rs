@@ -1,14 +1,18 @@
 //! Writes in flight when the leader dies: a follower forwards a client's put to the leader,
 //! and if that leader stops (SIGSTOP) or dies (kill -9) the put is lost inside raft. The
-//! follower answers it "etcdserver: leader changed" as soon as it sees another leader, like
-//! etcd, instead of leaving it to the request timeout ("etcdserver: request timed out").
+//! follower answers it as soon as it stops hearing from that leader (or sees another one) with
+//! etcd's error for an unknown outcome, "etcdserver: request timed out, possibly due to
+//! previous leader failure" (the put may still apply, so never "leader changed", which etcd
+//! uses for requests that did not execute), instead of leaving it to the request timeout
+//! ("etcdserver: request timed out").
 //!
 //! A client talks to one follower only and puts unique keys in a loop while the leader is
 //! stopped (then resumed), and again while the next leader is killed (then restarted). The test
 //! asserts behaviour, not timings:
-//! - every failed put failed with "leader changed" or "no leader", never "request timed out"
-//!   (the client's own deadline is far longer than the members' request timeout, so a put left
-//!   to that timeout would show as such), and at least one put failed with "leader changed";
+//! - every failed put failed with the leader-failure error or "no leader", never the plain
+//!   "request timed out" (the client's own deadline is far longer than the members' request
+//!   timeout, so a put left to that timeout would show as such), and at least one put failed
+//!   with the leader-failure error;
 //! - the new leader accepts writes through the same follower;
 //! - once the cluster converged, every acknowledged put is there, and every failed put is
 //!   either there with its value or absent, the same on every member.
@@ -36,7 +40,8 @@ const ACKS_AFTER_FAULT: usize = 10;
 /// Pause after a failed put, so the loop does not spin while there is no leader.
 const PAUSE_AFTER_ERROR: Duration = Duration::from_millis(20);
 
-const LEADER_CHANGED: &str = "etcdserver: leader changed";
+const LEADER_FAILED: &str =
+    "etcdserver: request timed out, possibly due to previous leader failure";
 const NO_LEADER: &str = "etcdserver: no leader";
 
 /// One put of the writer: its unique key and value, and the server's error if it failed.
@@ -130,7 +135,7 @@ impl Writer {
     }
 }
 
-/// Every failure is "leader changed" or "no leader", and at least one is "leader changed".
+/// Every failure is the leader-failure error or "no leader", and at least one is the former.
 fn assert_failed_fast(attempts: &[Attempt], fault: &str) {
     let failures: Vec<&Attempt> = attempts
         .iter()
@@ -139,8 +144,8 @@ fn assert_failed_fast(attempts: &[Attempt], fault: &str) {
     for attempt in &failures {
         let error = attempt.error.as_deref().unwrap_or_default();
         assert!(
-            error == LEADER_CHANGED || error == NO_LEADER,
-            "{fault}: put {} failed with {error:?}, not {LEADER_CHANGED:?} or {NO_LEADER:?}; \
+            error == LEADER_FAILED || error == NO_LEADER,
+            "{fault}: put {} failed with {error:?}, not {LEADER_FAILED:?} or {NO_LEADER:?}; \
              every failure: {failures:?}",
             attempt.key
         );
@@ -148,8 +153,8 @@ fn assert_failed_fast(attempts: &[Attempt], fault: &str) {
     assert!(
         failures
             .iter()
-            .any(|attempt| attempt.error.as_deref() == Some(LEADER_CHANGED)),
-        "{fault}: no put in flight failed with {LEADER_CHANGED:?}; failures: {failures:?}"
+            .any(|attempt| attempt.error.as_deref() == Some(LEADER_FAILED)),
+        "{fault}: no put in flight failed with {LEADER_FAILED:?}; failures: {failures:?}"
     );
 }
 
@@ -183,7 +188,7 @@ fn put_marker(runtime: &tokio::runtime::Runtime, cluster: &Cluster, member: usiz
 }
 
 #[test]
-fn puts_in_flight_when_the_leader_stops_or_dies_fail_with_leader_changed() {
+fn puts_in_flight_when_the_leader_stops_or_dies_fail_fast_with_an_unknown_outcome() {
     let _serial = serial();
     let runtime = tokio_runtime();
     let mut cluster = Cluster::start(ClusterSpec::new(3).flags(&TIMING_FLAGS));

@@ -216,9 +216,10 @@ impl From<ServerError> for Status {
                 Code::FailedPrecondition,
                 "etcdserver: bad leader transferee",
             ),
-            ServerError::LeaderChanged => {
-                Status::new(Code::Unavailable, "etcdserver: leader changed")
-            }
+            ServerError::TimedOutDueToLeaderFail => Status::new(
+                Code::Unavailable,
+                "etcdserver: request timed out, possibly due to previous leader failure",
+            ),
             // Capstan's own: etcd always listens for peers (on localhost:2380 by default).
             ServerError::NoPeerListener => Status::new(
                 Code::FailedPrecondition,
@@ -261,9 +262,12 @@ mod tests {
         assert_eq!(status.message, "etcdserver: mvcc: database space exceeded");
         let status: Status = ServerError::RequestTooLarge.into();
         assert_eq!(status.message, "etcdserver: request is too large");
-        // etcd's rpctypes.ErrGRPCLeaderChanged: codes.Unavailable.
-        let status: Status = ServerError::LeaderChanged.into();
+        // etcd's rpctypes.ErrGRPCTimeoutDueToLeaderFail: codes.Unavailable.
+        let status: Status = ServerError::TimedOutDueToLeaderFail.into();
         assert_eq!(status.code, Code::Unavailable);
-        assert_eq!(status.message, "etcdserver: leader changed");
+        assert_eq!(
+            status.message,
+            "etcdserver: request timed out, possibly due to previous leader failure"
+        );
     }
 }

@@ -72,6 +72,21 @@ pub enum RaftGroupError {
     Removed,
     #[error("raft snapshot: {0}")]
     Snapshot(String),
+    /// The leader says this member acknowledged entries its log no longer has: the data
+    /// directory was wiped or replaced, and the member still runs under its old id.
+    #[error(
+        "member {member:x} lost its raft log: the leader {leader:x} (term {term}) says it had \
+         acknowledged entries up to index {acknowledged}, but its log ends at index \
+         {last_index}; its data directory was removed or replaced. Remove the member \
+         (etcdctl member remove {member:x}) and add it again with an empty data directory"
+    )]
+    LogLost {
+        member: u64,
+        leader: u64,
+        term: u64,
+        acknowledged: u64,
+        last_index: u64,
+    },
 }
 
 /// Where the group's outgoing raft messages go (the peer transport; nowhere on one member).
@@ -140,6 +155,8 @@ pub struct RaftGroup {
     change_rules: ChangeRules,
     /// This member applied its own removal (or was told of it): it stops.
     removed_from_cluster: bool,
+    /// Set when a peer's message shows this member cannot go on (its log was lost).
+    refusal: Option<RaftGroupError>,
     /// MoveLeader calls waiting for their target to lead: (asker, target, deadline).
     leader_moves: Vec<(Asker, u64, Instant)>,
     /// Members removed from the cluster, told so whenever they still send us something, and
@@ -259,12 +276,12 @@ impl RaftGroup {
             next_proposal_key: parts.incarnation,
             change_rules: parts.change_rules,
             removed_from_cluster: false,
+            refusal: None,
             removed_members: HashMap::new(),
             leader_moves: Vec::new(),
             snapshots,
             resync_watchers_from: None,
             proposals: ProposalTracker::new(
-                parts.member_id,
                 crate::config::request_timeout_for(parts.election_timeout),
                 Instant::now(),
             ),
@@ -321,6 +338,9 @@ impl RaftGroup {
                 self.settle_leader_moves();
                 self.forget_overdue_proposals();
                 next_tick = Instant::now() + self.tick_interval;
+            }
+            if let Some(refusal) = self.refusal.take() {
+                break Err(refusal);
             }
             self.issue_reads();
             self.fail_proposals_of_past_leaderships();
@@ -445,9 +465,39 @@ impl RaftGroup {
             );
             return;
         }
+        if let Some(refusal) = self.lost_log_refusal(&message) {
+            self.refusal = Some(refusal);
+            return;
+        }
+        let snapshot = message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot;
+        if snapshot && !self.check_received_snapshot(from, &message) {
+            return;
+        }
         if let Err(error) = self.node.step(message) {
             tracing::debug!(%error, "raft step refused a message");
         }
+        if snapshot {
+            self.forget_received_snapshot_unless_pending();
+        }
+    }
+
+    /// A leader's heartbeat carries the commit index up to what this member acknowledged;
+    /// raft-rs cannot take one beyond the member's log (it panics). That only happens when the
+    /// member lost entries it had acknowledged: it must stop, with a clear reason.
+    fn lost_log_refusal(&self, message: &RaftMessage) -> Option<RaftGroupError> {
+        let raft = &self.node.raft;
+        let last_index = raft.raft_log.last_index();
+        let heartbeat = message.get_msg_type() == raft::eraftpb::MessageType::MsgHeartbeat;
+        if !heartbeat || message.term < raft.term || message.commit <= last_index {
+            return None;
+        }
+        Some(RaftGroupError::LogLost {
+            member: raft.id,
+            leader: message.from,
+            term: message.term,
+            acknowledged: message.commit,
+            last_index,
+        })
     }
 
     fn send_messages(&mut self, messages: Vec<RaftMessage>) {
@@ -482,10 +532,10 @@ impl RaftGroup {
             }
             // Asked again, they are answered here.
             self.fail_forwards(|| ServerError::NotLeader);
-            self.fail_membership_forwards(|| ServerError::LeaderChanged);
+            self.fail_membership_forwards(|| ServerError::TimedOutDueToLeaderFail);
         } else if self.last_role == StateRole::Leader {
             self.lessor.demote();
-            self.fail_pending_membership(|| ServerError::LeaderChanged);
+            self.fail_pending_membership(|| ServerError::TimedOutDueToLeaderFail);
         }
         self.last_role = role;
     }

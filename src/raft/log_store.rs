@@ -35,7 +35,7 @@
 //! ([`LogStore::settle_applied`]). Segments are still released only below snapshots, so the
 //! page store is never the only copy of anything.
 
-use super::snapshot_file::{self, SnapshotFileError};
+use super::snapshot_file::{SnapshotDir, SnapshotFileError};
 use super::storage::GroupStorage;
 use capstan_wal::{Wal, WalConfig, WalError};
 use protobuf::Message as ProtobufMessage;
@@ -45,6 +45,7 @@ use raft::eraftpb::{
 use raft::Storage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub const RECORD_ENTRY: u8 = 1;
 pub const RECORD_HARD_STATE: u8 = 2;
@@ -104,7 +105,7 @@ pub struct ReplaySummary {
 pub struct LogStore {
     wal: Wal,
     storage: GroupStorage,
-    snap_dir: PathBuf,
+    snapshots: Arc<SnapshotDir>,
     /// Largest entry index written to each WAL segment still kept (0: none), by segment seq.
     segment_max_index: BTreeMap<u64, u64>,
 }
@@ -140,7 +141,7 @@ impl LogStore {
         let mut store = LogStore {
             wal,
             storage: GroupStorage::default(),
-            snap_dir,
+            snapshots: SnapshotDir::new(snap_dir),
             segment_max_index: BTreeMap::new(),
         };
         let mut summary = ReplaySummary {
@@ -148,7 +149,7 @@ impl LogStore {
             torn_tail_offset: recovered.torn_tail.as_ref().map(|torn| torn.offset),
             ..ReplaySummary::default()
         };
-        let snapshot = snapshot_file::load_newest(&store.snap_dir)?;
+        let snapshot = store.snapshots.load_newest()?;
         if let Some(snapshot) = snapshot {
             summary.snapshot_index = snapshot.get_metadata().index;
             store
@@ -156,8 +157,7 @@ impl LogStore {
                 .log()
                 .wl()
                 .apply_snapshot(metadata_only(&snapshot))?;
-            let file = store.snapshot_path(&snapshot);
-            store.storage.set_snapshot(&snapshot, file);
+            store.serve_snapshot(&snapshot);
         }
         // Which segment each record came from.
         let mut seqs = Vec::with_capacity(recovered.records.len());
@@ -383,8 +383,7 @@ impl LogStore {
         if index <= self.storage.snapshot_index() {
             return Ok(0);
         }
-        self.storage
-            .set_snapshot(&snapshot, self.snapshot_path(&snapshot));
+        self.serve_snapshot(&snapshot);
         let keep_from = (index + 1).saturating_sub(catch_up_entries);
         if keep_from > self.storage.first_index()? {
             self.storage.log().wl().compact(keep_from)?;
@@ -404,8 +403,7 @@ impl LogStore {
             .log()
             .wl()
             .apply_snapshot(metadata_only(&snapshot))?;
-        self.storage
-            .set_snapshot(&snapshot, self.snapshot_path(&snapshot));
+        self.serve_snapshot(&snapshot);
         Ok(())
     }
 
@@ -423,6 +421,9 @@ impl LogStore {
             .find(|(_, max_index)| **max_index > index)
             .map_or(self.wal.append_seq(), |(seq, _)| *seq);
         let released = self.wal.release_before(keep_from_seq).await?;
+        if released > 0 {
+            crate::failpoint::hit("raftAfterWALRelease");
+        }
         let first_seq = self.wal.first_seq();
         self.segment_max_index.retain(|seq, _| *seq >= first_seq);
         Ok(released)
@@ -444,7 +445,9 @@ impl LogStore {
 
     /// One group commit: everything appended since the last sync becomes durable.
     pub async fn sync(&mut self) -> Result<(), LogStoreError> {
+        crate::failpoint::hit("raftBeforeSave");
         self.wal.sync().await?;
+        crate::failpoint::hit("raftAfterSave");
         Ok(())
     }
 
@@ -456,15 +459,17 @@ impl LogStore {
         self.wal.segment_count()
     }
 
-    /// Where `snapshot` was saved (see `snapshot_file::save`).
-    fn snapshot_path(&self, snapshot: &Snapshot) -> PathBuf {
-        let metadata = snapshot.get_metadata();
-        self.snap_dir
-            .join(snapshot_file::file_name(metadata.term, metadata.index))
+    /// `snapshot` (already saved) becomes the one raft hands to lagging followers; its file is
+    /// kept until another one is served.
+    fn serve_snapshot(&self, snapshot: &Snapshot) {
+        let file = self.snapshots.path_of(snapshot);
+        self.snapshots.serve(file.clone());
+        self.storage.set_snapshot(snapshot, file);
     }
 
-    pub fn snap_dir(&self) -> &std::path::Path {
-        &self.snap_dir
+    /// The member's snapshot directory, shared with whoever saves snapshots.
+    pub fn snapshots(&self) -> &Arc<SnapshotDir> {
+        &self.snapshots
     }
 }
 

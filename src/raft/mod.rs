@@ -7,7 +7,7 @@
 //!   to the MVCC store, publishes the new read view, and answers each shard.
 //! - [`forwards`] remembers requests forwarded to the leader until it answers.
 //! - [`proposal_tracker`] remembers the shards' proposals with the leadership they were made
-//!   under, so a leader change answers them at once ("leader changed").
+//!   under, so the end of that leadership answers them at once (an unknown outcome).
 //! - [`peer_message`] frames what groups send each other: raft messages and forwarded lease
 //!   questions.
 //! - [`status`] is what other shards may read about the group: term, leader, indexes.

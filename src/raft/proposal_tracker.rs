@@ -3,15 +3,16 @@
 //!
 //! raft-rs never acknowledges a proposal: on a follower it travels to the leader as a `MsgProp`,
 //! and if that leader dies or steps down before appending it, it is lost without a trace. A
-//! proposal made under one leadership is therefore given up (answered "leader changed") as soon
-//! as this member sees another leadership: a different leader, a new term, or this member no
-//! longer leading. It may still apply (the new leader may have it in its log): the error means
-//! "may or may not have taken effect", like a timeout, and the late `Applied` answer finds no
-//! waiting call on its shard.
+//! proposal made under one leadership is therefore given up as soon as this member sees that
+//! leadership end: a different leader, a new term, no leader known any more (a follower that
+//! stopped hearing from its leader for an election timeout), or this member no longer leading.
 //!
-//! Losing contact with a leader (no leader known, as a pre-candidate has) is not a change by
-//! itself: the same leader may come back in the same term, and its proposals then still apply.
-//! Only a leader that steps down gives up its own proposals without knowing the next leader.
+//! A given-up proposal may still apply: the new leader may have it in its log, or the old one
+//! may come back in the same term. So its call is answered with etcd's error for an unknown
+//! outcome, "request timed out, possibly due to previous leader failure", never with a definite
+//! one (etcd's "leader changed" is for requests that did not execute); the late `Applied`
+//! answer finds no waiting call on its shard. A client thus learns within about an election
+//! timeout of losing the leader what it would otherwise learn only at the request timeout.
 
 use super::forwards::Asker;
 use std::collections::HashMap;
@@ -43,7 +44,6 @@ struct Tracked {
 }
 
 pub struct ProposalTracker {
-    own_id: u64,
     /// How long a shard waits for a proposal (the request timeout): past it, nobody does.
     patience: Duration,
     waiting: HashMap<Asker, Tracked>,
@@ -53,9 +53,8 @@ pub struct ProposalTracker {
 }
 
 impl ProposalTracker {
-    pub fn new(own_id: u64, patience: Duration, now: Instant) -> ProposalTracker {
+    pub fn new(patience: Duration, now: Instant) -> ProposalTracker {
         ProposalTracker {
-            own_id,
             patience,
             waiting: HashMap::new(),
             observed: Leadership {
@@ -100,12 +99,7 @@ impl ProposalTracker {
         if current == self.observed {
             return Vec::new();
         }
-        let previous = std::mem::replace(&mut self.observed, current);
-        let stepped_down = previous.leader_id == self.own_id;
-        if !current.is_known() && !stepped_down {
-            // Out of touch with the leader: it may come back in the same term.
-            return Vec::new();
-        }
+        self.observed = current;
         let ended: Vec<Asker> = self
             .waiting
             .iter()
@@ -164,13 +158,11 @@ mod tests {
     #[test]
     fn a_follower_gives_up_proposals_when_another_leader_is_known() {
         let now = Instant::now();
-        let mut tracker = ProposalTracker::new(SELF, PATIENCE, now);
+        let mut tracker = ProposalTracker::new(PATIENCE, now);
         assert!(tracker.on_leadership(led(OTHER, 5)).is_empty());
         assert!(tracker.record((0, 1), led(OTHER, 5), now));
         assert!(tracker.record((1, 2), led(OTHER, 5), now));
-        // The follower loses the leader (pre-candidate): nothing is given up yet.
-        assert!(tracker.on_leadership(led(raft::INVALID_ID, 5)).is_empty());
-        assert_eq!(tracker.len(), 2);
+        assert!(tracker.on_leadership(led(OTHER, 5)).is_empty());
         // A new leader in a new term: both proposals of the old one are given up.
         assert_eq!(
             sorted(tracker.on_leadership(led(THIRD, 6))),
@@ -180,22 +172,29 @@ mod tests {
     }
 
     #[test]
-    fn the_same_leader_coming_back_in_the_same_term_keeps_its_proposals() {
+    fn a_follower_gives_up_proposals_when_it_stops_hearing_from_the_leader() {
         let now = Instant::now();
-        let mut tracker = ProposalTracker::new(SELF, PATIENCE, now);
+        let mut tracker = ProposalTracker::new(PATIENCE, now);
         tracker.on_leadership(led(OTHER, 5));
         tracker.record((0, 1), led(OTHER, 5), now);
-        assert!(tracker.on_leadership(led(raft::INVALID_ID, 5)).is_empty());
+        // An election timeout without the leader (pre-candidate): the outcome is unknown now,
+        // whether or not the same leader comes back.
+        assert_eq!(
+            tracker.on_leadership(led(raft::INVALID_ID, 5)),
+            vec![(0, 1)]
+        );
+        // Proposals made once the leader is back are kept while it leads.
         assert!(tracker.on_leadership(led(OTHER, 5)).is_empty());
-        assert_eq!(tracker.len(), 1);
-        tracker.settle((0, 1));
+        tracker.record((0, 2), led(OTHER, 5), now);
+        assert!(tracker.on_leadership(led(OTHER, 5)).is_empty());
+        tracker.settle((0, 2));
         assert!(tracker.is_empty());
     }
 
     #[test]
     fn a_leader_keeps_its_proposals_while_it_leads_and_gives_them_up_when_it_steps_down() {
         let now = Instant::now();
-        let mut tracker = ProposalTracker::new(SELF, PATIENCE, now);
+        let mut tracker = ProposalTracker::new(PATIENCE, now);
         tracker.on_leadership(led(SELF, 3));
         tracker.record((0, 7), led(SELF, 3), now);
         assert!(tracker.on_leadership(led(SELF, 3)).is_empty());
@@ -210,7 +209,7 @@ mod tests {
     #[test]
     fn becoming_leader_gives_up_what_was_forwarded_to_the_old_leader_only() {
         let now = Instant::now();
-        let mut tracker = ProposalTracker::new(SELF, PATIENCE, now);
+        let mut tracker = ProposalTracker::new(PATIENCE, now);
         tracker.on_leadership(led(OTHER, 2));
         tracker.record((0, 1), led(OTHER, 2), now);
         // Within one turn, the new leadership became known and a proposal was made under it.
@@ -222,7 +221,7 @@ mod tests {
     #[test]
     fn overdue_proposals_are_forgotten_and_the_tracker_is_bounded() {
         let start = Instant::now();
-        let mut tracker = ProposalTracker::new(SELF, PATIENCE, start);
+        let mut tracker = ProposalTracker::new(PATIENCE, start);
         tracker.record((0, 1), led(OTHER, 1), start);
         tracker.record((0, 2), led(OTHER, 1), start + Duration::from_secs(5));
         // Not looked at before the sweep interval has passed.

@@ -10,16 +10,39 @@
 //!        state machine, see `snapshot_state`)
 //! ```
 //!
-//! Saving writes `NAME.PID-N.tmp`, fsyncs it, renames it to `NAME` and fsyncs the directory, so a
-//! crash leaves either no file or a whole one (a leftover `.tmp` is deleted on load). Only then
-//! does the log store write the WAL records that depend on it. Loading takes the newest file
-//! whose checksum holds; a damaged one is reported with its path and offset and skipped (the
-//! WAL replay then fails with a gap if the older snapshot is not enough).
+//! # Life cycle
+//!
+//! Two writers save snapshot files while a member runs, and they may overlap in any order: the
+//! group's own snapshot (every `--snapshot-count` entries, on a helper thread) and a snapshot
+//! installed from the leader (on the group's shard, possibly the same one twice when the leader
+//! resends it). Every save goes through the member's one [`SnapshotDir`]:
+//!
+//! | step | who | file | a crash here leaves |
+//! | --- | --- | --- | --- |
+//! | 1. write `NAME.PID-N.tmp`, fsync it | the saving thread alone (the name is unique) | tmp | a tmp file, deleted at the next start |
+//! | 2. rename tmp → `NAME`, fsync the directory | under the directory's lock | `NAME` | the old files, with or without `NAME` whole |
+//! | 3. delete all but the newest [`SNAPSHOT_FILES_KEPT`] and the served file | under the lock | older files | a superset of the files needed |
+//! | 4. the WAL records that depend on `NAME` (log compaction, the install record) | the group, after `save` returned | WAL | see `log_store` |
+//!
+//! - Steps 2 and 3 run under the lock, so two saves never prune at the same time; a file that
+//!   is already gone when pruning counts as pruned (a copy of the member started by hand on
+//!   the same directory is refused by the data directory's lock, but gone is gone either way).
+//! - The *served* file is the one raft's storage hands to lagging followers and that the group
+//!   restarts from ([`SnapshotDir::serve`]); pruning never deletes it, even when two newer
+//!   files exist (a damaged newest file at start-up, an older own snapshot finishing after an
+//!   install).
+//! - Nothing depends on a file before its save returned: the WAL is compacted after the own
+//!   snapshot is durable, and the install record is written after the leader's is.
+//! - Start-up ([`SnapshotDir::load_newest`], before any writer runs) deletes leftover tmp files
+//!   and takes the newest file whose checksum holds; a damaged one is reported with its path
+//!   and offset and skipped (the WAL replay then fails with a gap if the older snapshot is not
+//!   enough).
 
 use protobuf::Message as ProtobufMessage;
 use raft::eraftpb::Snapshot;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 const MAGIC: [u8; 8] = *b"CPSNAP\0\x01";
 /// Makes every unfinished file's name unique within the process.
@@ -137,31 +160,100 @@ pub fn decode_padded(path: &Path, bytes: &[u8]) -> Result<Snapshot, SnapshotFile
     decode(path, &bytes[..end])
 }
 
-/// Writes `snapshot` durably into `dir` (created if missing), then deletes all but the newest
-/// [`SNAPSHOT_FILES_KEPT`] files.
-pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileError> {
-    std::fs::create_dir_all(dir).map_err(io_error(dir, "create directory"))?;
-    let metadata = snapshot.get_metadata();
-    let name = file_name(metadata.term, metadata.index);
-    let path = dir.join(&name);
-    // A name of its own, so two saves in flight (the group's own snapshot thread and an
-    // install from the leader) never write or rename each other's file.
-    let sequence = TMP_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!("{name}.{}-{sequence}.tmp", std::process::id()));
-    {
-        let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp, "create"))?;
-        file.write_all(&encode(snapshot))
-            .map_err(io_error(&tmp, "write"))?;
-        file.sync_all().map_err(io_error(&tmp, "fsync"))?;
+/// The snapshot directory of one member, shared by everything that saves snapshots there (see
+/// the life cycle above).
+#[derive(Debug)]
+pub struct SnapshotDir {
+    path: PathBuf,
+    /// Held while a file is published and old ones are pruned; holds the served file.
+    publishing: Mutex<Option<PathBuf>>,
+}
+
+impl SnapshotDir {
+    pub fn new(path: PathBuf) -> Arc<SnapshotDir> {
+        Arc::new(SnapshotDir {
+            path,
+            publishing: Mutex::new(None),
+        })
     }
-    std::fs::rename(&tmp, &path).map_err(io_error(&tmp, "rename"))?;
-    sync_dir(dir)?;
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the snapshot with `metadata`'s term and index is (or would be) saved.
+    pub fn path_of(&self, snapshot: &Snapshot) -> PathBuf {
+        let metadata = snapshot.get_metadata();
+        self.path.join(file_name(metadata.term, metadata.index))
+    }
+
+    /// Writes `snapshot` durably (the directory is created if missing), then deletes all but
+    /// the newest [`SNAPSHOT_FILES_KEPT`] files and the served one.
+    pub fn save(&self, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileError> {
+        crate::failpoint::hit("raftBeforeSaveSnap");
+        let dir = &self.path;
+        std::fs::create_dir_all(dir).map_err(io_error(dir, "create directory"))?;
+        let path = self.path_of(snapshot);
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let sequence = TMP_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("{name}.{}-{sequence}.tmp", std::process::id()));
+        {
+            let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp, "create"))?;
+            file.write_all(&encode(snapshot))
+                .map_err(io_error(&tmp, "write"))?;
+            file.sync_all().map_err(io_error(&tmp, "fsync"))?;
+        }
+        let served = self.lock();
+        crate::failpoint::hit("snapBeforeRename");
+        std::fs::rename(&tmp, &path).map_err(io_error(&tmp, "rename"))?;
+        sync_dir(dir)?;
+        crate::failpoint::hit("raftAfterSaveSnap");
+        prune(dir, served.as_deref())?;
+        Ok(path)
+    }
+
+    /// Marks `path` as the file raft serves and restarts from: never pruned.
+    pub fn serve(&self, path: PathBuf) {
+        *self.lock() = Some(path);
+    }
+
+    /// At start-up, before anything saves: deletes unfinished files and returns the newest
+    /// snapshot that reads back intact, if any.
+    pub fn load_newest(&self) -> Result<Option<Snapshot>, SnapshotFileError> {
+        let _publishing = self.lock();
+        load_newest(&self.path)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
+        // The guarded value is only a path, consistent at every point: a panic elsewhere
+        // while holding it leaves nothing half-done.
+        self.publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Writes `snapshot` durably into `dir`, for a directory no member is using (a restore).
+pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, SnapshotFileError> {
+    SnapshotDir::new(dir.to_path_buf()).save(snapshot)
+}
+
+/// Deletes every snapshot file but the newest [`SNAPSHOT_FILES_KEPT`] and `served`.
+fn prune(dir: &Path, served: Option<&Path>) -> Result<(), SnapshotFileError> {
     let mut files = list(dir, false)?;
     files.sort_unstable_by_key(|file| std::cmp::Reverse(file.0));
     for (_, old) in files.into_iter().skip(SNAPSHOT_FILES_KEPT) {
-        std::fs::remove_file(&old).map_err(io_error(&old, "delete old snapshot"))?;
+        if Some(old.as_path()) == served {
+            continue;
+        }
+        crate::failpoint::hit("snapBeforeRelease");
+        match std::fs::remove_file(&old) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error(&old, "delete old snapshot")(error)),
+        }
     }
-    Ok(path)
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SnapshotFileError> {
@@ -206,7 +298,7 @@ pub fn load(path: &Path) -> Result<Snapshot, SnapshotFileError> {
 }
 
 /// The newest snapshot in `dir` that reads back intact, if any.
-pub fn load_newest(dir: &Path) -> Result<Option<Snapshot>, SnapshotFileError> {
+fn load_newest(dir: &Path) -> Result<Option<Snapshot>, SnapshotFileError> {
     let mut files = list(dir, true)?;
     files.sort_unstable_by_key(|file| std::cmp::Reverse(file.0));
     for ((index, term), path) in files {
@@ -285,5 +377,70 @@ mod tests {
         std::fs::write(&tmp, b"partial").expect("write");
         assert!(load_newest(dir.path()).expect("load").is_none());
         assert!(!tmp.exists());
+    }
+}
+
+#[cfg(test)]
+mod race_regression {
+    use super::*;
+
+    /// Issue #12: a member's own snapshot (helper thread) and a snapshot installed from the
+    /// leader were saved at the same moment; both pruned old files and one failed on the file
+    /// the other had just deleted ("delete old snapshot: No such file or directory"), which
+    /// stopped the raft group and the member.
+    #[test]
+    fn concurrent_saves_never_fail_on_a_file_another_save_pruned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let mut threads = Vec::new();
+        for thread in 0..4u64 {
+            let path = path.clone();
+            threads.push(std::thread::spawn(move || {
+                for round in 0..150u64 {
+                    let mut snapshot = Snapshot::default();
+                    snapshot.mut_metadata().term = 2;
+                    snapshot.mut_metadata().index = round * 4 + thread + 1;
+                    save(&path, &snapshot).map(|_| ())?;
+                }
+                Ok::<(), SnapshotFileError>(())
+            }));
+        }
+        for thread in threads {
+            thread.join().expect("thread").expect("every save succeeds");
+        }
+    }
+
+    /// The same through one shared directory, while the served file moves on: every save
+    /// succeeds, and the served file is never pruned even when newer ones exist.
+    #[test]
+    fn the_served_file_outlives_newer_saves_from_other_threads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshots = SnapshotDir::new(dir.path().to_path_buf());
+        let mut served = Snapshot::default();
+        served.mut_metadata().term = 1;
+        served.mut_metadata().index = 1;
+        let served_path = snapshots.save(&served).expect("save");
+        snapshots.serve(served_path.clone());
+        let mut threads = Vec::new();
+        for thread in 0..3u64 {
+            let snapshots = snapshots.clone();
+            threads.push(std::thread::spawn(move || {
+                for round in 0..100u64 {
+                    let mut snapshot = Snapshot::default();
+                    snapshot.mut_metadata().term = 2;
+                    snapshot.mut_metadata().index = 10 + round * 3 + thread;
+                    snapshots.save(&snapshot).map(|_| ())?;
+                }
+                Ok::<(), SnapshotFileError>(())
+            }));
+        }
+        for thread in threads {
+            thread.join().expect("thread").expect("every save succeeds");
+        }
+        assert!(served_path.exists(), "the served file was pruned");
+        let files = list(dir.path(), false).expect("list");
+        assert_eq!(files.len(), SNAPSHOT_FILES_KEPT + 1, "{files:?}");
+        let newest = snapshots.load_newest().expect("load").expect("some");
+        assert_eq!(newest.get_metadata().index, 10 + 99 * 3 + 2);
     }
 }

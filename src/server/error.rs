@@ -23,9 +23,10 @@ pub enum ServerError {
     LeaseTtlTooLarge,
     #[error(transparent)]
     Membership(#[from] MembershipError),
-    /// The leader that took a proposal lost its leadership before the proposal applied.
-    #[error("leader changed")]
-    LeaderChanged,
+    /// The leadership a proposal was made under ended before it applied: it may or may not
+    /// take effect (etcd's ErrTimeoutDueToLeaderFail). Never a definite "did not happen".
+    #[error("request timed out, possibly due to previous leader failure")]
+    TimedOutDueToLeaderFail,
     /// MemberAdd on a member that runs alone without a peer listener: the new member could
     /// never be reached, and a second voter would stop every write.
     #[error("no peer listener")]

@@ -1,5 +1,6 @@
 //! The raft group's share of its shards' writes: proposing them, and answering "etcdserver:
-//! leader changed" at once for those a past leadership took and may have lost (see
+//! request timed out, possibly due to previous leader failure" at once for those a past
+//! leadership took and may have lost (see
 //! [`crate::raft::proposal_tracker`]), instead of leaving their calls to the request timeout.
 //!
 //! The member's own publication (its name and client urls) is tracked the same way, under
@@ -70,7 +71,8 @@ impl RaftGroup {
         }
     }
 
-    /// Answers "leader changed" for every proposal made under a leadership that has ended.
+    /// Answers every proposal made under a leadership that has ended with etcd's error for an
+    /// unknown outcome: the proposal may still apply.
     /// Runs after the turn's messages and tick were handed to raft (which is where leadership
     /// changes), before the Ready cycle flushes the answers.
     pub(super) fn fail_proposals_of_past_leaderships(&mut self) {
@@ -87,9 +89,10 @@ impl RaftGroup {
             proposals = ended.len(),
             leader = format!("{:x}", current.leader_id),
             term = current.term,
-            "leader changed: proposals made under an earlier leader answered 'leader changed'"
+            "leadership ended: proposals made under it answered 'possibly due to previous leader \
+             failure' (they may still apply)"
         );
-        self.fail_askers(ended, || ServerError::LeaderChanged);
+        self.fail_askers(ended, || ServerError::TimedOutDueToLeaderFail);
     }
 
     /// Every answer about to go out settles its proposal, if it was one.

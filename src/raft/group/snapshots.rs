@@ -11,7 +11,7 @@ use super::RaftGroup;
 use crate::lease::Lessor;
 use crate::membership::MemberList;
 use crate::raft::peer_message::PeerMessage;
-use crate::raft::snapshot_file;
+use crate::raft::snapshot_file::SnapshotDir;
 use crate::raft::snapshot_state::{self, AppliedState};
 use crate::raft::snapshot_stream::{
     IncomingSnapshots, OutgoingSnapshot, SNAPSHOT_QUEUE_BYTES_BELOW,
@@ -21,7 +21,6 @@ use crate::shard::message::ToShard;
 use crate::watch::EventBatch;
 use raft::eraftpb::{Message as RaftMessage, Snapshot, SnapshotMetadata};
 use raft::SnapshotStatus;
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +39,9 @@ pub(super) struct Snapshots {
     in_progress: Option<mpsc::Receiver<Result<Snapshot, String>>>,
     outgoing: Vec<OutgoingSnapshot>,
     incoming: IncomingSnapshots,
+    /// The state of the leader's snapshot raft holds pending, decoded (and so checked) before
+    /// raft was given it: `(index, term, state)`.
+    received: Option<(u64, u64, AppliedState)>,
 }
 
 impl Snapshots {
@@ -50,6 +52,7 @@ impl Snapshots {
             in_progress: None,
             outgoing: Vec::new(),
             incoming: IncomingSnapshots::default(),
+            received: None,
         }
     }
 
@@ -60,13 +63,15 @@ impl Snapshots {
 
 /// Encodes the state and writes the snapshot file; runs on a helper thread.
 fn write_snapshot(
-    snap_dir: PathBuf,
+    snapshots: &SnapshotDir,
     metadata: SnapshotMetadata,
     kv: crate::mvcc::KvStore,
     members: MemberList,
 ) -> Result<Snapshot, String> {
     let snapshot = snapshot_state::raft_snapshot(&kv, &members, metadata);
-    snapshot_file::save(&snap_dir, &snapshot).map_err(|error| error.to_string())?;
+    snapshots
+        .save(&snapshot)
+        .map_err(|error| error.to_string())?;
     Ok(snapshot)
 }
 
@@ -142,8 +147,8 @@ impl RaftGroup {
         };
         metadata.set_conf_state(self.log.conf_state());
         let (sender, receiver) = mpsc::channel();
-        let (snap_dir, kv, members) = (
-            self.log.snap_dir().to_path_buf(),
+        let (snapshots, kv, members) = (
+            self.log.snapshots().clone(),
             self.kv.clone(),
             self.members.clone(),
         );
@@ -151,7 +156,7 @@ impl RaftGroup {
             .name("capstan-snapshot".to_string())
             .spawn(move || {
                 let _receiver_gone_is_fine =
-                    sender.send(write_snapshot(snap_dir, metadata, kv, members));
+                    sender.send(write_snapshot(&snapshots, metadata, kv, members));
             });
         match spawned {
             Ok(_) => self.snapshots.in_progress = Some(receiver),
@@ -182,6 +187,15 @@ impl RaftGroup {
         };
         let index = snapshot.get_metadata().index;
         let bytes = snapshot.data.len();
+        if index <= self.snapshots.last_index {
+            // A snapshot from the leader at a later index was installed meanwhile: this one is
+            // older than the log's start and only a spare file now.
+            tracing::info!(
+                index,
+                "own snapshot finished after a newer install; not used"
+            );
+            return Ok(());
+        }
         self.snapshots.last_index = index;
         let catch_up = self.snapshots.catch_up_entries();
         let released = self.log.compact(snapshot, catch_up).await?;
@@ -282,13 +296,64 @@ impl RaftGroup {
         }
     }
 
+    /// A snapshot message from a peer, before raft sees it: its state must decode, or it is
+    /// dropped (raft-rs would accept it and the group could not install it). The decoded state
+    /// is kept for the install. Returns whether the message may be stepped.
+    pub(super) fn check_received_snapshot(&mut self, from: u64, message: &RaftMessage) -> bool {
+        let snapshot = message.get_snapshot();
+        let metadata = snapshot.get_metadata();
+        match snapshot_state::decode(&snapshot.data) {
+            Ok(state) => {
+                self.snapshots.received = Some((metadata.index, metadata.term, state));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(
+                    from = format!("{from:x}"),
+                    index = metadata.index,
+                    %error,
+                    "snapshot whose state does not decode dropped"
+                );
+                false
+            }
+        }
+    }
+
+    /// Drops the decoded state of a received snapshot raft did not take (an old one).
+    pub(super) fn forget_received_snapshot_unless_pending(&mut self) {
+        let pending = self.node.raft.raft_log.unstable.snapshot.as_ref();
+        let kept = match (&self.snapshots.received, pending) {
+            (Some((index, term, _)), Some(pending)) => {
+                pending.get_metadata().index == *index && pending.get_metadata().term == *term
+            }
+            _ => false,
+        };
+        if !kept {
+            self.snapshots.received = None;
+        }
+    }
+
+    /// The decoded state of `snapshot`: kept from its receipt, else decoded now.
+    fn received_state(&mut self, snapshot: &Snapshot) -> Result<AppliedState, RaftGroupError> {
+        let metadata = snapshot.get_metadata();
+        match self.snapshots.received.take() {
+            Some((index, term, state)) if index == metadata.index && term == metadata.term => {
+                Ok(state)
+            }
+            _ => snapshot_state::decode(&snapshot.data)
+                .map_err(|error| RaftGroupError::Snapshot(error.to_string())),
+        }
+    }
+
     /// A snapshot from the leader, handed out by raft-rs in a Ready: its file first, then the
     /// log and the state machine (and every watcher re-reads what it missed from history).
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), RaftGroupError> {
         let index = snapshot.get_metadata().index;
-        let state = snapshot_state::decode(&snapshot.data)
-            .map_err(|error| RaftGroupError::Snapshot(error.to_string()))?;
-        snapshot_file::save(self.log.snap_dir(), &snapshot)
+        let state = self.received_state(&snapshot)?;
+        crate::failpoint::hit("raftBeforeApplySnap");
+        self.log
+            .snapshots()
+            .save(&snapshot)
             .map_err(|error| RaftGroupError::Snapshot(error.to_string()))?;
         let previous_revision = self.kv.current_revision();
         self.log.install_snapshot(snapshot)?;
@@ -301,6 +366,7 @@ impl RaftGroup {
             members: self.members.clone(),
         });
         self.checkpoint.sent_index = index;
+        crate::failpoint::hit("raftAfterApplySnap");
         tracing::info!(
             index,
             revision = self.kv.current_revision(),
