@@ -295,7 +295,7 @@ async fn client_loop(
             progress[client_id].store(call, Ordering::SeqCst);
         }
         match output {
-            Output::Unknown => {
+            Output::Unknown | Output::Failed => {
                 // Do not spin against a dead member.
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(50..150))).await;
                 continue;

@@ -25,7 +25,7 @@ use etcd_client::{Client, ConnectOptions, GetOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -414,6 +414,8 @@ pub struct Member {
     shards: usize,
     /// Extra flags (a joining member's `--initial-cluster-state existing`).
     extra_args: Vec<String>,
+    /// The server program; `None`: capstan. Another program (etcd) gets etcd's flags only.
+    program: Option<PathBuf>,
     child: Option<Child>,
     paused: bool,
 }
@@ -449,6 +451,12 @@ impl Member {
     }
 
     fn launch(&mut self) {
+        self.launch_with_env(&[]);
+    }
+
+    /// Starts the process with `env` added to its environment (after the harness removed
+    /// `CAPSTAN_LOG` and every `ETCD_*` variable), for this start only.
+    fn launch_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let client_url = self.url();
         let log = std::fs::OpenOptions::new()
@@ -457,7 +465,10 @@ impl Member {
             .open(&self.log_path)
             .expect("open member log");
         let log_err = log.try_clone().expect("clone log handle");
-        let mut command = Command::new(capstan_binary());
+        let mut command = match &self.program {
+            Some(program) => Command::new(program),
+            None => Command::new(capstan_binary()),
+        };
         command
             .arg("--name")
             .arg(&self.name)
@@ -472,10 +483,11 @@ impl Member {
             .arg("--initial-advertise-peer-urls")
             .arg(&self.advertised_peer_url)
             .arg("--initial-cluster")
-            .arg(&self.initial_cluster)
-            .arg("--shards")
-            .arg(self.shards.to_string())
-            .args(&self.extra_args);
+            .arg(&self.initial_cluster);
+        if self.program.is_none() {
+            command.arg("--shards").arg(self.shards.to_string());
+        }
+        command.args(&self.extra_args);
         if self.token != DEFAULT_TOKEN {
             command.arg("--initial-cluster-token").arg(&self.token);
         }
@@ -489,6 +501,7 @@ impl Member {
                 command.env_remove(key);
             }
         }
+        command.envs(env.iter().copied());
         let child = command
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.name));
@@ -510,6 +523,31 @@ impl Member {
             let _ = child.wait();
         }
         self.paused = false;
+    }
+
+    /// Waits for the member's `ready_before + 1`-th ready line: `Ok` once it printed it,
+    /// `Err(status)` (reaped) if the process exited first; panics (with the log) after
+    /// [`READY_TIMEOUT`].
+    fn wait_ready_or_exit(&mut self, ready_before: usize) -> Result<(), ExitStatus> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.ready_lines() > ready_before {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    self.paused = false;
+                    return Err(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{} not ready in {READY_TIMEOUT:?}; log:\n{}",
+            self.name,
+            self.log()
+        );
     }
 
     /// Waits for the member's `ready_before + 1`-th ready line; panics (with the log) if it
@@ -556,6 +594,8 @@ pub struct ClusterSpec {
     pub wait_ready: Vec<usize>,
     /// Flags every member gets (and [`Cluster::start_joiner`] passes on to joiners).
     pub extra_args: Vec<String>,
+    /// The server program every member runs; `None`: capstan. See [`ClusterSpec::program`].
+    pub program: Option<PathBuf>,
 }
 
 impl ClusterSpec {
@@ -567,7 +607,16 @@ impl ClusterSpec {
             shards: 1,
             wait_ready: (0..size).collect(),
             extra_args: Vec::new(),
+            program: None,
         }
+    }
+
+    /// Members run `program` (an etcd binary) instead of capstan, with the same etcd flags
+    /// minus capstan's own `--shards`. Peer proxies only understand capstan's peer handshake
+    /// (etcd's peers speak HTTP both ways), so such a cluster is not [`proxied`](Self::proxied).
+    pub fn program(mut self, program: impl Into<PathBuf>) -> ClusterSpec {
+        self.program = Some(program.into());
+        self
     }
 
     /// Adds flags every member (and every joiner) is started with.
@@ -651,6 +700,10 @@ impl Cluster {
 
     pub fn start(spec: ClusterSpec) -> Cluster {
         require_tool("etcdctl", "etcd-client");
+        assert!(
+            spec.program.is_none() || !spec.proxied,
+            "peer proxies understand capstan's peer handshake only"
+        );
         let dir = tempfile::tempdir().expect("cluster tempdir");
         let size = spec.size;
         // Proxies first: their listeners stay bound, so no member port can collide with them.
@@ -689,6 +742,7 @@ impl Cluster {
                     initial_cluster: initial_cluster.clone(),
                     shards: spec.shards,
                     extra_args: spec.extra_args.clone(),
+                    program: spec.program.clone(),
                     child: None,
                     paused: false,
                 }
@@ -799,6 +853,7 @@ impl Cluster {
                 self.common_args.clone(),
             ]
             .concat(),
+            program: None,
             child: None,
             paused: false,
         };
@@ -846,6 +901,27 @@ impl Cluster {
         let ready_before = member.ready_lines();
         member.launch();
         member.wait_ready(ready_before);
+    }
+
+    /// Like [`restart`](Self::restart), with `env` added to the member's environment for this
+    /// start only (a later `restart` starts it without): e.g. `CAPSTAN_FAILPOINTS`. `Err` with
+    /// the exit status if the process exited before its ready line (it is then reaped).
+    pub fn restart_with_env(&mut self, i: usize, env: &[(&str, &str)]) -> Result<(), ExitStatus> {
+        let member = &mut self.members[i];
+        member.kill9();
+        let ready_before = member.ready_lines();
+        member.launch_with_env(env);
+        member.wait_ready_or_exit(ready_before)
+    }
+
+    /// The exit status of member `i` if its process exited by itself (then reaped: the member
+    /// counts as not running); `None` while it runs or if it was not running.
+    pub fn poll_exit(&mut self, i: usize) -> Option<ExitStatus> {
+        let member = &mut self.members[i];
+        let status = member.child.as_mut()?.try_wait().ok().flatten()?;
+        member.child = None;
+        member.paused = false;
+        Some(status)
     }
 
     /// Kills every member in `members` that runs, starts them all again on the same ports and

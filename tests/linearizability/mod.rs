@@ -5,11 +5,13 @@
 //! # Histories
 //!
 //! A history is a list of [`Op`]s, each with its invocation and response times on one monotonic
-//! clock, its [`Input`] and its [`Output`]. An operation that failed or timed out has
-//! [`Output::Unknown`]: it may or may not have taken effect, at any moment after its invocation
-//! (its response time is open-ended). That includes every error a write may get while the
-//! leader changes: `etcdserver: leader changed` (the proposal may still be committed by the new
-//! leader), `etcdserver: no leader`, `etcdserver: request timed out`, a client-side deadline.
+//! clock, its [`Input`] and its [`Output`]. An operation that timed out or failed without saying
+//! whether it happened has [`Output::Unknown`]: it may or may not have taken effect, at any
+//! moment after its invocation (its response time is open-ended). An operation whose error says
+//! that it did not happen has [`Output::Failed`]: the checker drops it from the search (so a
+//! history that needs its effect is not linearizable) and reports any read of the value it was
+//! to write. Which error is which is decided in one place, [`classify_error`]; a recorder that
+//! does not trust the server's definite errors may record every error as unknown.
 //!
 //! # Model
 //!
@@ -101,14 +103,85 @@ pub enum Output {
         current: Option<Kv>,
         revision: i64,
     },
-    /// Failed (any error, `etcdserver: leader changed` included) or timed out: it may or may
-    /// not have taken effect.
+    /// Timed out or failed without saying whether it happened (see [`classify_error`]): it may
+    /// or may not have taken effect.
     Unknown,
+    /// Failed with an error that says it did not happen (see [`classify_error`]): it never
+    /// takes effect, and its value must never be read.
+    Failed,
+}
+
+/// What an error says about whether its request took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorClass {
+    /// The request did not take effect: recorded as [`Output::Failed`].
+    Definite,
+    /// It may or may not have taken effect: recorded as [`Output::Unknown`].
+    Unknown,
+}
+
+/// gRPC status codes that say a request was refused before it did anything.
+const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_NOT_FOUND: i32 = 5;
+const GRPC_PERMISSION_DENIED: i32 = 7;
+const GRPC_FAILED_PRECONDITION: i32 = 9;
+const GRPC_OUT_OF_RANGE: i32 = 11;
+
+/// The one table from an etcd error to what it says about its request: `grpc_code` is the gRPC
+/// status code (`None` for an error that never got a status: a transport error, a client-side
+/// deadline), `message` the status message (or the error's text).
+///
+/// **Definite** ("did not happen"): etcd refuses these before the request is proposed, or the
+/// request is invalid, so a write with such an error must never be seen to have taken effect:
+/// - `etcdserver: leader changed`, `etcdserver: no leader`, `etcdserver: not leader`;
+/// - `etcdserver: too many requests`, `etcdserver: database space exceeded`,
+///   `etcdserver: request is too large`;
+/// - any `InvalidArgument`, `FailedPrecondition`, `OutOfRange`, `NotFound` or
+///   `PermissionDenied` status (a failed compare is not an error: it is a txn response).
+///
+/// **Unknown** (may or may not have happened): everything else, among them
+/// `etcdserver: request timed out` and `etcdserver: request timed out, possibly due to previous
+/// leader failure` (the proposal may still commit), `etcdserver: server stopped`, transport
+/// errors, a reset stream, and the client's own deadline.
+pub fn classify_error(grpc_code: Option<i32>, message: &str) -> ErrorClass {
+    const DEFINITE_MESSAGES: [&str; 6] = [
+        "etcdserver: leader changed",
+        "etcdserver: no leader",
+        "etcdserver: not leader",
+        "etcdserver: too many requests",
+        "etcdserver: database space exceeded",
+        "etcdserver: request is too large",
+    ];
+    // Exact messages only: "etcdserver: request timed out, possibly due to previous leader
+    // failure" must not match "leader" words of a definite one.
+    if DEFINITE_MESSAGES.contains(&message.trim()) {
+        return ErrorClass::Definite;
+    }
+    match grpc_code {
+        Some(
+            GRPC_INVALID_ARGUMENT
+            | GRPC_NOT_FOUND
+            | GRPC_PERMISSION_DENIED
+            | GRPC_FAILED_PRECONDITION
+            | GRPC_OUT_OF_RANGE,
+        ) => ErrorClass::Definite,
+        _ => ErrorClass::Unknown,
+    }
 }
 
 impl Output {
     pub fn is_unknown(&self) -> bool {
         matches!(self, Output::Unknown)
+    }
+
+    /// Failed definitely: did not happen.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Output::Failed)
+    }
+
+    /// A response that says what happened (neither unknown nor failed).
+    pub fn is_ok(&self) -> bool {
+        !self.is_unknown() && !self.is_failed()
     }
 
     /// The header revision of a successful response.
@@ -118,7 +191,7 @@ impl Output {
             | Output::Get { revision, .. }
             | Output::Delete { revision, .. }
             | Output::Cas { revision, .. } => Some(revision),
-            Output::Unknown => None,
+            Output::Unknown | Output::Failed => None,
         }
     }
 
@@ -145,7 +218,7 @@ impl Output {
             Output::Put { prev, .. } | Output::Delete { prev, .. } => prev,
             Output::Get { kv, .. } => kv,
             Output::Cas { current, .. } => current,
-            Output::Unknown => None,
+            Output::Unknown | Output::Failed => None,
         }
     }
 }
@@ -330,8 +403,10 @@ impl std::fmt::Display for Failure {
 pub struct Summary {
     pub ops: usize,
     pub keys: usize,
-    /// Unknown operations (failed or timed out).
+    /// Unknown operations (timed out, or failed without saying whether they happened).
     pub unknown: usize,
+    /// Operations that failed definitely (did not happen).
+    pub failed: usize,
     /// Unknown writes that were observed, so took effect.
     pub unknown_took_effect: usize,
     /// Search steps, over all keys.
@@ -380,6 +455,7 @@ pub fn describe(index: usize, op: &Op) -> String {
             revision,
         } => format!("ok failed, got {} rev={revision}", kv_text(current)),
         Output::Unknown => "UNKNOWN".to_string(),
+        Output::Failed => "FAILED (definite: did not happen)".to_string(),
     };
     let note = if op.note.is_empty() {
         String::new()
@@ -478,6 +554,18 @@ fn check_observation(
         ));
     };
     let writer = &ops[w];
+    if writer.output.is_failed() {
+        return Err(failure(
+            FailureKind::NotLinearizable,
+            Some(&op.key),
+            format!(
+                "read value {} of a write that failed with a definite error (it did not \
+                 happen):\n{}",
+                kv.value,
+                describe_all(ops, &[w, i])
+            ),
+        ));
+    }
     if writer.key != op.key {
         return Err(failure(
             FailureKind::NotLinearizable,
@@ -562,9 +650,7 @@ fn check_revisions(ops: &[Op]) -> Result<(), Failure> {
             }
         }
     }
-    let known: Vec<usize> = (0..ops.len())
-        .filter(|&i| !ops[i].output.is_unknown())
-        .collect();
+    let known: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].output.is_ok()).collect();
     let mut by_ret = known.clone();
     by_ret.sort_by_key(|&i| ops[i].ret);
     let mut by_call = known;
@@ -659,6 +745,10 @@ fn prepare(ops: &[Op]) -> (BTreeMap<String, Vec<Event>>, usize) {
     let mut keys: BTreeMap<String, Vec<Event>> = BTreeMap::new();
     let mut took_effect = 0;
     for (index, op) in ops.iter().enumerate() {
+        if op.output.is_failed() {
+            // Did not happen: left out of the search, so a history that needs it fails.
+            continue;
+        }
         let ret = if op.output.is_unknown() {
             match op.input {
                 Input::Get => continue,
@@ -1017,6 +1107,7 @@ pub fn check(ops: &[Op], budget: u64) -> Result<Summary, Failure> {
         ops: ops.len(),
         keys: keys.len(),
         unknown: ops.iter().filter(|op| op.output.is_unknown()).count(),
+        failed: ops.iter().filter(|op| op.output.is_failed()).count(),
         unknown_took_effect: took_effect,
         ..Summary::default()
     };

@@ -97,6 +97,11 @@ impl History {
         self.push(c, "k", span, input, Output::Unknown);
     }
 
+    /// Failed with a definite error: did not happen.
+    fn failed(&mut self, c: usize, span: (Time, Time), input: Input) {
+        self.push(c, "k", span, input, Output::Failed);
+    }
+
     fn check(&self) -> Result<Summary, Failure> {
         check(&self.ops, BUDGET)
     }
@@ -870,7 +875,7 @@ fn checker_agrees_with_brute_force_on_small_histories() {
                         1 if !*succeeded => *current = kv(other_value(&mut rng)),
                         _ => *revision += rng.gen_range(-1..=1),
                     },
-                    Output::Unknown => {}
+                    Output::Unknown | Output::Failed => {}
                 },
             }
         }
@@ -905,4 +910,82 @@ fn checker_agrees_with_brute_force_on_small_histories() {
         verdicts[0] > 200 && verdicts[1] > 200,
         "too one-sided to mean much: {verdicts:?} (not linearizable, linearizable)"
     );
+}
+
+#[test]
+fn definitely_failed_write_that_was_read_is_not_linearizable() {
+    // "leader changed" on a put whose value is then read: as unknown it would be fine.
+    let mut h = History::default();
+    h.failed(0, (0, 5), Input::Put { value: 1 });
+    h.get(1, (6, 7), Some(1), 2);
+    let failure = h.assert_fails(FailureKind::NotLinearizable);
+    assert!(failure.report.contains("definite"), "{failure}");
+    h.ops[0].output = Output::Unknown;
+    h.assert_linearizable();
+}
+
+#[test]
+fn definitely_failed_delete_whose_effect_is_needed_is_not_linearizable() {
+    let mut h = History::default();
+    h.put(0, (0, 1), 1, None, 2);
+    h.failed(0, (2, 5), Input::Delete);
+    h.get(1, (6, 7), None, 3);
+    h.assert_fails(FailureKind::NotLinearizable);
+    h.ops[1].output = Output::Unknown;
+    h.assert_linearizable();
+}
+
+#[test]
+fn definitely_failed_operations_are_left_out() {
+    let mut h = History::default();
+    h.put(0, (0, 1), 1, None, 2);
+    h.failed(1, (2, 9), Input::Put { value: 2 });
+    h.failed(
+        2,
+        (2, 9),
+        Input::Cas {
+            expect: Some(1),
+            value: 3,
+        },
+    );
+    h.failed(3, (2, 9), Input::Get);
+    h.get(1, (10, 11), Some(1), 2);
+    let summary = h.assert_linearizable();
+    assert_eq!(summary.failed, 3);
+}
+
+#[test]
+fn errors_are_classified_by_the_table() {
+    use super::{classify_error, ErrorClass::*};
+    let unavailable = Some(14);
+    for message in [
+        "etcdserver: leader changed",
+        "etcdserver: no leader",
+        "etcdserver: not leader",
+        "etcdserver: too many requests",
+        "etcdserver: database space exceeded",
+        "etcdserver: request is too large",
+    ] {
+        assert_eq!(classify_error(unavailable, message), Definite, "{message}");
+    }
+    for code in [3, 5, 7, 9, 11] {
+        assert_eq!(
+            classify_error(Some(code), "anything"),
+            Definite,
+            "code {code}"
+        );
+    }
+    for (code, message) in [
+        (unavailable, "etcdserver: request timed out"),
+        (
+            unavailable,
+            "etcdserver: request timed out, possibly due to previous leader failure",
+        ),
+        (unavailable, "etcdserver: server stopped"),
+        (Some(2), "transport is closing"),
+        (Some(4), "deadline exceeded"),
+        (None, "client deadline after 3s"),
+    ] {
+        assert_eq!(classify_error(code, message), Unknown, "{message}");
+    }
 }
