@@ -42,3 +42,5 @@ pub mod server;
 pub mod shard;
 pub mod store;
 pub mod watch;
+
+pub use capstan_wal::failpoint;

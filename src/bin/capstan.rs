@@ -35,6 +35,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(error) = capstan::failpoint::validate_env() {
+        eprintln!("capstan: {error}");
+        return ExitCode::from(2);
+    }
     init_logging(&config.log_level);
     for warning in warnings {
         tracing::warn!("{warning}");

@@ -231,7 +231,20 @@ impl Writer {
                     gathered.state.as_deref(),
                 )?;
             }
+            let checkpoint = gathered.applied_index.is_some();
+            if checkpoint {
+                crate::failpoint::hit("checkpointBeforeCommit");
+            }
+            if deletes > 0 {
+                crate::failpoint::hit("compactBeforeCommitBatch");
+            }
             self.store.commit(&batch)?;
+            if deletes > 0 {
+                crate::failpoint::hit("compactAfterCommitBatch");
+            }
+            if checkpoint {
+                crate::failpoint::hit("checkpointAfterCommit");
+            }
             Ok(())
         })();
         match result {
@@ -315,7 +328,9 @@ impl Writer {
             )?;
             fresh.commit(&batch)?;
             drop(fresh);
+            crate::failpoint::hit("replaceBeforeRename");
             rename_durably(&temporary, &self.path)?;
+            crate::failpoint::hit("replaceAfterRename");
             Store::open(&self.path, StoreOptions::default())
         })();
         match rebuilt {

@@ -534,10 +534,12 @@ impl Store {
                 .write_at(&bytes, page_offset_bytes(first_page))
                 .map_err(io_error(path, "write pages"))?;
         }
+        crate::failpoint::hit("storeBeforeCommit");
         writer
             .page_writer
             .sync_data()
             .map_err(io_error(path, "fdatasync pages"))?;
+        crate::failpoint::hit("storeBeforeMetaWrite");
         let slot = prepared.meta.slot();
         writer
             .page_writer
@@ -547,6 +549,7 @@ impl Store {
             .page_writer
             .sync_data()
             .map_err(io_error(path, "fdatasync meta"))?;
+        crate::failpoint::hit("storeAfterCommit");
         if grown {
             return Ok(Some(Arc::new(map_file(path, &writer.file)?)));
         }
@@ -634,6 +637,7 @@ impl Store {
     }
 
     fn defragment_from(&self, snapshot: ReadTxn, temporary: &Path) -> Result<usize> {
+        crate::failpoint::hit("defragBeforeCopy");
         super::copy::write_compact_copy(&snapshot, temporary)?;
         drop(snapshot);
         #[cfg(test)]
@@ -672,6 +676,7 @@ impl Store {
             self.current.load().meta.txn_id,
             "the copy replayed every batch committed since its snapshot"
         );
+        crate::failpoint::hit("defragBeforeRename");
         std::fs::rename(temporary, self.path.as_path()).map_err(io_error(&self.path, "rename"))?;
         // From here on the old file is unlinked: switch before anything else can fail.
         let copy_writer = copy.writer.into_inner().expect("copy writer lock poisoned");
@@ -693,6 +698,7 @@ impl Store {
             writer.failed = Some(error.to_string());
             return Err(error);
         }
+        crate::failpoint::hit("defragAfterRename");
         Ok(())
     }
 }

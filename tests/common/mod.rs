@@ -38,12 +38,25 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     extra_args: Vec<String>,
+    /// Environment set (`Some`) or removed (`None`) for the process, on top of the test's own.
+    env: Vec<(String, Option<String>)>,
     ready_lines_before: Option<usize>,
 }
 
 impl Server {
     /// Starts a fresh server in `dir` (data in `dir/data`, log in `dir/server.log`).
     pub fn start(flavor: Flavor, dir: &Path, extra_args: &[&str]) -> Server {
+        Server::start_with_env(flavor, dir, extra_args, &[])
+    }
+
+    /// Like [`Server::start`], with environment variables set for this server's processes
+    /// (until [`Server::set_env`] changes them).
+    pub fn start_with_env(
+        flavor: Flavor,
+        dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut server = Server {
             flavor,
             child: None,
@@ -51,11 +64,21 @@ impl Server {
             data_dir: dir.join("data"),
             log_path: dir.join("server.log"),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             ready_lines_before: None,
         };
+        for (key, value) in env {
+            server.set_env(key, Some(value));
+        }
         server.launch();
         server.wait_ready();
         server
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable for the next launches.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(known, _)| known != key);
+        self.env.push((key.to_string(), value.map(str::to_string)));
     }
 
     pub fn capstan(dir: &Path) -> Server {
@@ -88,6 +111,12 @@ impl Server {
                 .env("ETCD_UNSUPPORTED_ARCH", "");
         }
         command.args(&self.extra_args);
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -189,6 +218,23 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Waits up to `wait` for the running process to exit on its own (it is not signalled);
+    /// returns its status, or `None` if it is still running (it then keeps running).
+    pub fn wait_exit(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {

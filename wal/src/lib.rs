@@ -10,6 +10,9 @@
 //! corruption anywhere else. A failed write or `fdatasync` is never
 //! retried: the `Wal` becomes failed.
 //!
+//! Named crash and sleep failpoints on the durable paths of the whole server (this crate's and
+//! the server's) live in [`failpoint`].
+//!
 //! The on-disk format, the rotation protocol and what recovery does after
 //! a crash at each point are specified in `FORMAT.md` next to this crate's
 //! `Cargo.toml`.
@@ -17,7 +20,7 @@
 //! A `Wal` is `!Send`: open and use it on one glommio executor.
 
 mod error;
-mod failpoint;
+pub mod failpoint;
 mod format;
 mod recovery;
 mod segment;

@@ -106,6 +106,7 @@ impl Wal {
             plan,
             failed: false,
         };
+        wal.note_durable_tail();
         let recovered = Recovered {
             records: state.records,
             torn_tail: state.torn_tail,
@@ -214,6 +215,7 @@ impl Wal {
         failpoint::check(WAL_BEFORE_WRITE).map_err(|e| WalError::io(&a.path, e))?;
         write_blocks(&a.file, &a.path, start, &buf).await?;
         failpoint::check(WAL_BEFORE_FDATASYNC).map_err(|e| WalError::io(&a.path, e))?;
+        failpoint::hit("walBeforeSync");
         fdatasync(&a.file, &a.path).await?;
         failpoint::check(WAL_AFTER_FDATASYNC).map_err(|e| WalError::io(&a.path, e))?;
         let keep_from = (align_down(new_tail, BLOCK_BYTES) - start) as usize;
@@ -221,12 +223,21 @@ impl Wal {
         a.tail_block.clear();
         a.tail_block.extend_from_slice(&buf[keep_from..keep_to]);
         a.tail = new_tail;
+        self.note_durable_tail();
+        failpoint::hit("walAfterSync");
         Ok(())
+    }
+
+    /// Tells the failpoints how far the active segment is durable (for `crash-lose-unsynced`).
+    fn note_durable_tail(&self) {
+        let a = &self.active;
+        failpoint::wal_durable(&self.config.dir, &a.path, a.tail, a.size_bytes);
     }
 
     /// Creates the next segment and makes it the active one. The active
     /// segment's data is already durable.
     async fn rotate(&mut self) -> Result<(), WalError> {
+        failpoint::hit("walBeforeRotate");
         let seq = self.active.seq + 1;
         let size_bytes = self.config.segment_bytes;
         let (file, path) = create_segment(&self.config.dir, &self.dir, seq, size_bytes).await?;
@@ -246,6 +257,8 @@ impl Wal {
         self.closed_data_bytes += old.tail - SEGMENT_HEADER_BYTES;
         self.closed.push(ClosedSegment { data_end: old.tail });
         close_quietly(old.file, &old.path).await;
+        self.note_durable_tail();
+        failpoint::hit("walAfterRotate");
         Ok(())
     }
 
@@ -312,6 +325,7 @@ impl Wal {
 
     /// Closes the files. Pending (unsynced) records are dropped.
     pub async fn close(self) -> Result<(), WalError> {
+        failpoint::wal_closed(&self.config.dir);
         let Wal { active, dir, .. } = self;
         let r = active.file.close().await;
         let _ = dir.close().await;
