@@ -22,6 +22,10 @@ const USAGE: &str = "usage:
 ";
 
 fn main() -> ExitCode {
+    if let Err(error) = capstan::failpoint::validate_env() {
+        eprintln!("capstanutl: {error}");
+        return ExitCode::from(2);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match words.as_slice() {
