@@ -60,8 +60,11 @@ pub const FAILPOINTS: [&str; 25] = [
 ];
 /// Failpoints where `crash-lose-unsynced` also drops the WAL bytes not yet synced.
 pub const LOSE_UNSYNCED_FAILPOINTS: [&str; 2] = ["walBeforeSync", "raftAfterSave"];
-/// The largest hit count a failpoint is armed with (`N*crash`, N in 1..=this).
+/// The largest hit count a failpoint is armed with (`N*crash`: crash at the N-th hit, N drawn
+/// from 1..=this), for points the traffic passes all the time.
 const FAILPOINT_HITS_MAX: u32 = 20;
+/// The same for points passed a few times a round (defragmentations, WAL rotations).
+const FAILPOINT_HITS_MAX_RARE: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {
@@ -136,6 +139,7 @@ impl Failpoint {
         match self.name {
             name if name.starts_with("compact") => Trigger::Compactions,
             name if name.starts_with("defrag") => Trigger::Defrags,
+            name if name.contains("Rotate") || name.contains("WALRelease") => Trigger::Rotations,
             // A member rebuilds its page store from a snapshot it installs.
             name if name.contains("ApplySnap") || name.starts_with("replace") => {
                 Trigger::SnapshotInstall
@@ -154,8 +158,23 @@ enum Trigger {
     Compactions,
     /// Defragmentations of the armed member, every few hundred milliseconds.
     Defrags,
+    /// WAL segment rotations and releases behind snapshots (small segments: about one a
+    /// second).
+    Rotations,
     /// The armed member is cut off until the leader must send it a snapshot.
     SnapshotInstall,
+}
+
+impl Trigger {
+    /// The largest N of `N*crash` that one round can reach.
+    fn hits_max(self) -> u32 {
+        match self {
+            Trigger::Traffic | Trigger::Compactions => FAILPOINT_HITS_MAX,
+            Trigger::Defrags | Trigger::Rotations => FAILPOINT_HITS_MAX_RARE,
+            // One install per round.
+            Trigger::SnapshotInstall => 1,
+        }
+    }
 }
 
 /// One round's fault.
@@ -195,11 +214,13 @@ pub fn plan(seed: u64, rounds: usize, kinds: &[FaultKind], members: usize) -> Ve
                 } else {
                     FAILPOINTS[rng.gen_range(0..FAILPOINTS.len())]
                 };
-                Failpoint {
+                let mut failpoint = Failpoint {
                     name,
-                    hits: rng.gen_range(1..=FAILPOINT_HITS_MAX),
+                    hits: 1,
                     lose_unsynced,
-                }
+                };
+                failpoint.hits = rng.gen_range(1..=failpoint.trigger().hits_max());
+                failpoint
             });
             Fault {
                 kind,
@@ -301,6 +322,20 @@ impl<'a> Driver<'a> {
             self.check_exits();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(EXIT_POLL));
+        }
+    }
+
+    /// Like [`sleep_watching`](Self::sleep_watching), but returns as soon as `member`'s armed
+    /// failpoint crashed it.
+    fn sleep_until_crash(&mut self, member: usize, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        loop {
+            self.check_exits();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.armed[member].is_none() {
                 return;
             }
             std::thread::sleep(left.min(EXIT_POLL));
@@ -520,19 +555,18 @@ impl<'a> Driver<'a> {
             self.exited(member, status);
             return;
         }
-        let trigger = failpoint.trigger();
-        match trigger {
-            Trigger::Traffic => self.sleep_watching(hold),
+        match failpoint.trigger() {
+            Trigger::Traffic | Trigger::Rotations => self.sleep_until_crash(member, hold),
             Trigger::Compactions => {
                 self.control.compact_fast.store(true, Ordering::SeqCst);
-                self.sleep_watching(hold);
+                self.sleep_until_crash(member, hold);
                 self.control.compact_fast.store(false, Ordering::SeqCst);
             }
             Trigger::Defrags => {
                 self.control
                     .defrag_member
                     .store(member as i64, Ordering::SeqCst);
-                self.sleep_watching(hold);
+                self.sleep_until_crash(member, hold);
                 self.control.defrag_member.store(-1, Ordering::SeqCst);
             }
             Trigger::SnapshotInstall => {
@@ -548,7 +582,7 @@ impl<'a> Driver<'a> {
                 self.sleep_watching(hold);
                 self.cluster.heal();
                 self.note("heal".to_string());
-                self.sleep_watching(hold);
+                self.sleep_until_crash(member, hold);
             }
         }
         if let Some(setting) = self.armed[member].take() {

@@ -22,7 +22,7 @@ pub const MEMBERS: usize = 3;
 pub const SNAPSHOT_COUNT: &str = "100";
 /// capstan only (etcd has no such flag): small WAL segments, so segments rotate and are
 /// released behind snapshots all the time (the `walBeforeRotate`/`raftAfterWALRelease` points).
-pub const WAL_SEGMENT_BYTES: &str = "1048576";
+pub const WAL_SEGMENT_BYTES: &str = "65536";
 /// etcd's defaults: shorter ones elect spuriously on a loaded 2-core machine.
 pub const HEARTBEAT_INTERVAL_MS: &str = "100";
 pub const ELECTION_TIMEOUT_MS: &str = "1000";

@@ -272,3 +272,33 @@ fn a_put_event_with_a_wrong_version_is_caught() {
     checks::replay(&records, &events, &mut violations);
     assert_found(&violations.into_texts(), "contradicts");
 }
+
+#[test]
+fn consecutive_seeds_cover_every_fault_kind() {
+    use super::faults::{plan, CAPSTAN_FAULTS, PROCESS_FAULTS};
+    for kinds in [&CAPSTAN_FAULTS[..], &PROCESS_FAULTS[..]] {
+        for rounds in [3, 4, 5] {
+            let seeds = kinds.len().div_ceil(rounds) as u64;
+            for base in [0u64, 5, 6, 1_000_003] {
+                let covered: BTreeSet<_> = (base..base + seeds)
+                    .flat_map(|seed| plan(seed, rounds, kinds, 3))
+                    .map(|fault| fault.kind)
+                    .collect();
+                assert_eq!(covered.len(), kinds.len(), "base {base}, {rounds} rounds");
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "prints which seeds arm which failpoint"]
+fn print_failpoint_seeds() {
+    use super::faults::{plan, CAPSTAN_FAULTS};
+    for seed in 0..3000u64 {
+        for fault in plan(seed, 3, &CAPSTAN_FAULTS, 3) {
+            if let Some(failpoint) = fault.failpoint {
+                println!("seed {seed}: {}", failpoint.env_value());
+            }
+        }
+    }
+}
