@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a member that reached a `crash` failpoint exits.
-pub const CRASH_EXIT_CODE: i32 = 86;
+pub const CRASH_EXIT_CODE: i32 = capstan_wal::failpoint::CRASH_EXIT_CODE;
 /// How capstan refuses to start with a failpoint name it does not know.
 pub const REFUSED_EXIT_CODE: i32 = 2;
 /// The environment variable that arms failpoints in capstan.
-pub const FAILPOINT_ENV: &str = "CAPSTAN_FAILPOINTS";
+pub const FAILPOINT_ENV: &str = capstan_wal::failpoint::FAILPOINTS_ENV_VAR;
 /// How long the driver looks for a leader before it picks a member of the plan instead.
 const LEADER_SEARCH: Duration = Duration::from_secs(10);
 /// How often the driver looks at the member processes while it waits.
@@ -29,35 +29,9 @@ const EXIT_POLL: Duration = Duration::from_millis(100);
 /// Lines of a member's log printed with a violation.
 pub const LOG_TAIL_LINES: usize = 40;
 
-/// Crash failpoints capstan defines (`capstan_wal::failpoint`'s `NAMES`), each reached by the
-/// traffic, a compaction, a defragmentation or a snapshot install (see [`Trigger`]).
-pub const FAILPOINTS: [&str; 25] = [
-    "walBeforeSync",
-    "walAfterSync",
-    "walBeforeRotate",
-    "walAfterRotate",
-    "raftBeforeSave",
-    "raftAfterSave",
-    "raftAfterWALRelease",
-    "storeBeforeCommit",
-    "storeBeforeMetaWrite",
-    "storeAfterCommit",
-    "checkpointBeforeCommit",
-    "checkpointAfterCommit",
-    "compactBeforeCommitBatch",
-    "compactAfterCommitBatch",
-    "raftBeforeSaveSnap",
-    "raftAfterSaveSnap",
-    "snapBeforeRename",
-    "snapBeforeRelease",
-    "raftBeforeApplySnap",
-    "raftAfterApplySnap",
-    "defragBeforeCopy",
-    "defragBeforeRename",
-    "replaceBeforeRename",
-    "replaceAfterRename",
-    "defragAfterRename",
-];
+/// Every crash failpoint capstan defines, each reached by the traffic, a compaction, a
+/// defragmentation, WAL rotations or a snapshot install (see [`Trigger`]).
+pub const FAILPOINTS: &[&str] = capstan_wal::failpoint::NAMES;
 /// Failpoints where `crash-lose-unsynced` also drops the WAL bytes not yet synced.
 pub const LOSE_UNSYNCED_FAILPOINTS: [&str; 2] = ["walBeforeSync", "raftAfterSave"];
 /// The largest hit count a failpoint is armed with (`N*crash`: crash at the N-th hit, N drawn

@@ -155,6 +155,25 @@ pub fn markdown(runs: &[RunReport], config: &str, etcd: &[String]) -> String {
         "restart all → first acknowledged write, traffic clients (median / max)",
         &|t| t.restarts(|restart| restart.traffic),
     );
+    let _ = writeln!(
+        text,
+        "\n## Whole-cluster restart → first acknowledged write, every sample\n\nFrom the start \
+         of the members (all killed with -9, started together) to the first write acknowledged \
+         to a fresh client that retries every 20 ms (and, in brackets, to the traffic's own \
+         clients, which reconnect with back-off).\n"
+    );
+    for server in &order {
+        let samples: Vec<String> = servers[server]
+            .runs
+            .iter()
+            .flat_map(|run| &run.restarts)
+            .map(|restart| {
+                let show = |sample: Option<Duration>| sample.map_or("none".to_string(), millis);
+                format!("{} ({})", show(restart.probe), show(restart.traffic))
+            })
+            .collect();
+        let _ = writeln!(text, "- {server}: {}", samples.join(", "));
+    }
     let _ = writeln!(text, "\n## Faults injected\n");
     let mut kinds: Vec<&str> = runs
         .iter()

@@ -302,3 +302,39 @@ fn print_failpoint_seeds() {
         }
     }
 }
+
+#[test]
+fn the_campaign_arms_every_failpoint_etcd_robustness_has_an_equivalent_of() {
+    const REQUIRED: [&str; 21] = [
+        "walBeforeSync",
+        "walAfterSync",
+        "raftBeforeSave",
+        "raftAfterSave",
+        "raftAfterWALRelease",
+        "storeBeforeCommit",
+        "storeBeforeMetaWrite",
+        "storeAfterCommit",
+        "checkpointBeforeCommit",
+        "checkpointAfterCommit",
+        "compactBeforeCommitBatch",
+        "compactAfterCommitBatch",
+        "raftBeforeSaveSnap",
+        "raftAfterSaveSnap",
+        "snapBeforeRename",
+        "snapBeforeRelease",
+        "raftBeforeApplySnap",
+        "raftAfterApplySnap",
+        "defragBeforeCopy",
+        "defragBeforeRename",
+        "replaceBeforeRename",
+    ];
+    for name in REQUIRED {
+        assert!(
+            super::faults::FAILPOINTS.contains(&name),
+            "the server no longer defines failpoint {name}"
+        );
+    }
+    for name in super::faults::LOSE_UNSYNCED_FAILPOINTS {
+        assert!(super::faults::FAILPOINTS.contains(&name), "{name}");
+    }
+}
