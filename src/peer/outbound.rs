@@ -22,8 +22,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// First wait before reconnecting; doubles on every failure up to [`RECONNECT_BACKOFF_MAX`].
 pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
-/// Longest wait between connection attempts.
-pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Longest wait between connection attempts. Short: when a whole cluster restarts, a member
+/// can hold no election before it reaches its peers, so every moment a peer listens unseen is
+/// added to the outage (etcd's peer streams redial every 100 ms). An attempt on a peer that is
+/// down costs a refused connect, or at most [`CONNECT_TIMEOUT`] on an unreachable host.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// A connection that lived at least this long resets the backoff to the minimum; shorter ones
 /// (a peer that accepts and then refuses us) keep it growing.
 pub const CONNECTION_STABLE_AFTER: Duration = Duration::from_secs(2);

@@ -14,6 +14,7 @@
 //! Any WAL error stops the group for good: a failed `fdatasync` is never retried.
 
 mod checkpoint;
+mod election_clock;
 mod leases;
 mod membership;
 mod proposals;
@@ -103,6 +104,10 @@ pub trait RaftMessageSink {
     /// listener, which must not add members).
     fn reaches_peers(&self) -> bool {
         true
+    }
+    /// Members this one has an established connection to right now (none where unknown).
+    fn connected_peers(&self) -> Vec<u64> {
+        Vec::new()
     }
 }
 
@@ -307,6 +312,7 @@ impl RaftGroup {
         if self.is_sole_voter() {
             self.node.campaign()?;
         }
+        let mut start_clock = election_clock::ElectionClock::Waiting;
         let mut next_tick = Instant::now() + self.tick_interval;
         let result = loop {
             if shutdown.is_triggered() {
@@ -329,6 +335,9 @@ impl RaftGroup {
             }
             if Instant::now() >= next_tick {
                 self.node.tick();
+                if start_clock == election_clock::ElectionClock::Waiting {
+                    start_clock = self.advance_election_clock();
+                }
                 self.publish_self_if_needed();
                 self.propose_expired_revokes();
                 self.propose_lease_checkpoint();
@@ -372,6 +381,45 @@ impl RaftGroup {
         self.maybe_start_snapshot()?;
         self.pump_snapshots();
         Ok(())
+    }
+
+    /// etcd's initial election tick advance (see `election_clock`): once this member, knowing
+    /// no leader, is connected to enough peers for an election to succeed, its first election
+    /// comes within one election timeout instead of after one to two.
+    fn advance_election_clock(&mut self) -> election_clock::ElectionClock {
+        let raft = &self.node.raft;
+        if raft.leader_id != raft::INVALID_ID
+            || raft.state != StateRole::Follower
+            || !raft.promotable()
+        {
+            return election_clock::ElectionClock::Settled;
+        }
+        let conf = raft.prs().conf().to_conf_state();
+        let connected = self.peers.connected_peers();
+        if !election_clock::quorum_reachable(
+            &conf.voters,
+            &conf.voters_outgoing,
+            raft.id,
+            &connected,
+        ) {
+            return election_clock::ElectionClock::Waiting;
+        }
+        let election_ticks = raft.election_timeout();
+        let timeout_ticks = raft.randomized_election_timeout();
+        let elapsed =
+            election_clock::advanced_election_elapsed(raft.election_elapsed, election_ticks);
+        assert!(
+            elapsed < timeout_ticks,
+            "advanced election clock {elapsed} reaches the drawn timeout {timeout_ticks}"
+        );
+        self.node.raft.election_elapsed = elapsed;
+        tracing::info!(
+            connected_peers = connected.len(),
+            election_ticks,
+            ticks_to_election = timeout_ticks - elapsed,
+            "peers connected and no leader known: election clock advanced"
+        );
+        election_clock::ElectionClock::Settled
     }
 
     fn is_sole_voter(&self) -> bool {
@@ -824,8 +872,16 @@ impl RaftGroup {
     }
 
     /// Serving starts once this member is in the configuration, a leader is known and everything
-    /// committed is applied (replay is over); a leader also waits until its own first entry is
-    /// committed.
+    /// committed is applied (replay is over), up to an entry of the leader's term; a leader also
+    /// waits until its own first entry is committed.
+    ///
+    /// The entry of the current term matters for a restarted follower: the new leader's first
+    /// message may name it leader before telling it what is committed (a heartbeat carries no
+    /// commit index the leader has not seen it store), and until then it would serve its own,
+    /// possibly old, state. Every leader appends an entry of its term when elected, after
+    /// everything committed before, so having applied one means having applied all of those
+    /// (etcd's members likewise serve only once their own publication, proposed in the current
+    /// term, has applied).
     fn mark_serving_once_caught_up(&mut self) {
         if self.status.is_serving() {
             return;
@@ -840,6 +896,7 @@ impl RaftGroup {
         let caught_up = knows_itself
             && raft.leader_id != raft::INVALID_ID
             && raft.raft_log.applied == raft.raft_log.committed
+            && raft.raft_log.term(raft.raft_log.applied).ok() == Some(raft.term)
             && (raft.state != StateRole::Leader
                 || raft.raft_log.committed == raft.raft_log.last_index());
         if !caught_up {

@@ -3,6 +3,14 @@
 //! Sockets are made here rather than by glommio so they also carry SO_REUSEADDR: connections
 //! accepted by a previous run inherit the listener's options, and their TIME-WAIT leftovers
 //! must not keep a restarted server off its own port for a minute.
+//!
+//! The client sockets are bound first thing at start-up, before the page store and the WAL are
+//! read ([`bind_client_socket`], on the main thread), as etcd binds its listeners before it
+//! replays: from then on a client's connection is queued by the kernel instead of refused, so
+//! it does not fall into its client library's reconnect backoff (grpc-go waits a second or
+//! more after a refusal). Each shard turns its socket into a glommio listener on its own
+//! executor ([`listener_on_this_shard`]); calls wait there until the member serves (see
+//! `grpc::routes::dispatch_when_serving`).
 
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -27,18 +35,33 @@ pub enum PortSharing {
     Exclusive,
 }
 
-/// Binds this shard's listening socket on the client port.
-pub fn bind_client_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
-    bind_listener(address, PortSharing::AcrossShards, LISTEN_BACKLOG)
+/// Binds one shard's listening socket on the client port. Any thread may call it; the socket
+/// queues connections (up to [`LISTEN_BACKLOG`]) until its shard accepts them.
+pub fn bind_client_socket(address: SocketAddr) -> std::io::Result<Socket> {
+    bind_socket(address, PortSharing::AcrossShards, LISTEN_BACKLOG)
+}
+
+/// Turns a socket from [`bind_client_socket`] into a listener of the calling shard's executor.
+/// Must run on that executor.
+pub fn listener_on_this_shard(socket: Socket) -> TcpListener {
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket we own (taken out of `socket`, which no
+    // longer closes it); glommio's listener takes over ownership and closes it on drop.
+    unsafe { TcpListener::from_raw_fd(fd) }
 }
 
 /// Binds a listening socket with SO_REUSEADDR (so TIME-WAIT leftovers of a previous run never
-/// keep a restarted server off its port), sharing the port as `sharing` says.
+/// keep a restarted server off its port), sharing the port as `sharing` says. Must run on the
+/// executor that will accept on it.
 pub fn bind_listener(
     address: SocketAddr,
     sharing: PortSharing,
     backlog: i32,
 ) -> std::io::Result<TcpListener> {
+    bind_socket(address, sharing, backlog).map(listener_on_this_shard)
+}
+
+fn bind_socket(address: SocketAddr, sharing: PortSharing, backlog: i32) -> std::io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -48,10 +71,7 @@ pub fn bind_listener(
     socket.set_reuse_port(sharing == PortSharing::AcrossShards)?;
     socket.bind(&SockAddr::from(address))?;
     socket.listen(backlog)?;
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is a bound, listening TCP socket we own (taken out of `socket`, which no
-    // longer closes it); glommio's listener takes over ownership and closes it on drop.
-    Ok(unsafe { TcpListener::from_raw_fd(fd) })
+    Ok(socket)
 }
 
 /// Waits until nothing accepts connections on `address`. SO_REUSEPORT would otherwise let a

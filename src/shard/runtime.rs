@@ -3,15 +3,17 @@
 //! All cross-shard channels are created here, before any executor starts, and are bounded:
 //! shard i → owner (proposals, read-index requests) and owner → shard i (answers). The owner
 //! shard talks to its own raft loop through local channels. Start-up order:
-//! 1. every shard starts and connects its channel ends (concurrently: `connect` waits for the
-//!    peer end);
-//! 2. the owner shard opens the WAL, replays it, and runs the raft group until it leads with
-//!    everything applied;
-//! 3. every shard binds the client port (SO_REUSEPORT) and serves; the last one to bind logs
-//!    `ready to serve client requests`.
+//! 0. the client sockets are bound, one per shard (SO_REUSEPORT), before anything is read from
+//!    disk: from here on clients' connections queue instead of being refused;
+//! 1. every shard starts, accepts on its socket (calls wait at its [`ServingGate`]) and connects
+//!    its channel ends (concurrently: `connect` waits for the peer end);
+//! 2. the owner shard opens the WAL, replays it, and runs the raft group until it leads or
+//!    follows a leader with everything applied;
+//! 3. every shard builds its context and opens its gate; the last one logs
+//!    `ready to serve client requests` (the member serves).
 
-use super::context::ShardContext;
-use super::listen::{bind_client_listener, wait_until_port_is_free};
+use super::context::{ServingGate, ShardContext};
+use super::listen::{bind_client_socket, listener_on_this_shard, wait_until_port_is_free};
 use super::message::{ToOwner, ToShard};
 use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
@@ -48,6 +50,8 @@ pub const OWNER_INBOX_DEPTH: usize = 16_384;
 pub const IO_MEMORY_BYTES_PER_SHARD: usize = 1024 * 1024;
 /// How often a shard looks whether the raft group is ready during start-up.
 const STARTUP_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// Pause before a shard asks again for the read index it catches up to before serving.
+const STARTUP_READ_INDEX_RETRY: Duration = Duration::from_millis(100);
 /// Time given to connections to send GOAWAY and finish after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
@@ -115,6 +119,10 @@ impl RaftMessageSink for PeerTransport {
 
     fn queued_bytes(&self, to: u64) -> Option<usize> {
         PeerTransport::queued_bytes(self, to)
+    }
+
+    fn connected_peers(&self) -> Vec<u64> {
+        PeerTransport::connected_peers(self)
     }
 }
 
@@ -351,6 +359,53 @@ fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
     Ok(())
 }
 
+/// One shard's listening sockets, one per `--listen-client-urls` entry.
+type ClientSockets = Vec<socket2::Socket>;
+
+/// Binds every shard's client sockets, on this thread, before the page store and the WAL are
+/// read: from here on the kernel queues clients' connections (see `shard::listen`).
+fn bind_client_sockets(
+    config: &ServerConfig,
+    shard_count: usize,
+) -> Result<Vec<ClientSockets>, RunError> {
+    let mut per_shard: Vec<ClientSockets> = (0..shard_count).map(|_| Vec::new()).collect();
+    for url in &config.listen_client_urls {
+        for sockets in &mut per_shard {
+            let socket = bind_client_socket(url.address).map_err(|error| RunError::Listen {
+                address: url.original.clone(),
+                reason: error.to_string(),
+            })?;
+            sockets.push(socket);
+        }
+        tracing::info!(
+            address = %url.address,
+            shards = shard_count,
+            "listening for client connections; calls wait until the member serves"
+        );
+    }
+    Ok(per_shard)
+}
+
+/// Accepts on this shard's client sockets from now on; calls wait at the returned gate until
+/// the shard serves ([`serve_shard`] opens it).
+fn open_client_port(shard: ShardId, shared: &Shared, sockets: ClientSockets) -> Rc<ServingGate> {
+    let gate = Rc::new(ServingGate::new(
+        shard,
+        shared.config.clone(),
+        shared.raft_status.clone(),
+        shared.shutdown.clone(),
+    ));
+    for socket in sockets {
+        glommio::spawn_local(serve_listener(
+            gate.clone(),
+            listener_on_this_shard(socket),
+            shared.shutdown.clone(),
+        ))
+        .detach();
+    }
+    gate
+}
+
 /// A number no earlier run of this data directory used: the start time in nanoseconds, mixed
 /// with the pid.
 fn process_incarnation() -> u64 {
@@ -373,15 +428,16 @@ fn initial_member_list(config: &ServerConfig) -> MemberList {
 /// Runs the server until SIGINT/SIGTERM or a fatal error.
 pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     check_ports_free(&config)?;
-    if config.join_existing {
-        config.cluster_id_override = Some(joined_cluster_id(&config)?);
-    }
     let cpus = usable_cpus();
     let shard_count = if config.shards == 0 {
         cpus.len()
     } else {
         config.shards
     };
+    let mut client_sockets = bind_client_sockets(&config, shard_count)?.into_iter();
+    if config.join_existing {
+        config.cluster_id_override = Some(joined_cluster_id(&config)?);
+    }
     let shutdown = Shutdown::default();
     install_signal_handler(shutdown.clone())?;
     let incarnation = process_incarnation();
@@ -425,9 +481,10 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
             .io_memory(IO_MEMORY_BYTES_PER_SHARD)
     };
     let owner_shared = shared.clone();
+    let owner_sockets = client_sockets.next().unwrap_or_default();
     handles.push(
         builder(OWNER_SHARD)
-            .spawn(move || owner_shard(owner_shared, owner_inboxes, owner_outboxes))
+            .spawn(move || owner_shard(owner_shared, owner_inboxes, owner_outboxes, owner_sockets))
             .map_err(|error| RunError::Executor {
                 shard: OWNER_SHARD,
                 reason: error.to_string(),
@@ -436,8 +493,9 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     for (index, (to_owner, from_owner)) in shard_ends.into_iter().enumerate() {
         let shard = index + 1;
         let shard_shared = shared.clone();
+        let sockets = client_sockets.next().unwrap_or_default();
         let handle = builder(shard)
-            .spawn(move || remote_shard(shard, shard_shared, to_owner, from_owner))
+            .spawn(move || remote_shard(shard, shard_shared, to_owner, from_owner, sockets))
             .map_err(|error| RunError::Executor {
                 shard,
                 reason: error.to_string(),
@@ -474,7 +532,9 @@ async fn owner_shard(
     shared: Shared,
     inboxes: Vec<SharedReceiver<ToOwner>>,
     outboxes: Vec<SharedSender<ToShard>>,
+    client_sockets: ClientSockets,
 ) -> Result<(), RunError> {
+    let gate = open_client_port(OWNER_SHARD, &shared, client_sockets);
     let (inbox_sender, inbox) = local_channel::new_bounded(OWNER_INBOX_DEPTH);
     let inbox_sender = Rc::new(inbox_sender);
     let (connected_inboxes, connected_outboxes) = futures::join!(
@@ -603,6 +663,7 @@ async fn owner_shard(
         shared,
         OwnerSender::Local(inbox_sender),
         Replies::Local(own_replies),
+        gate,
     )
     .await;
     group_task.await?;
@@ -614,13 +675,16 @@ async fn remote_shard(
     shared: Shared,
     to_owner: SharedSender<ToOwner>,
     from_owner: SharedReceiver<ToShard>,
+    client_sockets: ClientSockets,
 ) -> Result<(), RunError> {
+    let gate = open_client_port(shard, &shared, client_sockets);
     let (to_owner, from_owner) = futures::join!(to_owner.connect(), from_owner.connect());
     serve_shard(
         shard,
         shared,
         OwnerSender::Remote(to_owner),
         Replies::Remote(from_owner),
+        gate,
     )
     .await
 }
@@ -630,11 +694,45 @@ enum Replies {
     Remote(ConnectedReceiver<ToShard>),
 }
 
+/// Waits until this shard's read view holds everything the cluster committed before now — one
+/// read index through the leader — so that the first calls let in, serializable reads included,
+/// see no older state than a client may already have seen acknowledged elsewhere (a member that
+/// restarts into a running cluster may know the leader before it has the entries it missed).
+/// Retried until it succeeds; `false` if the member stops first.
+async fn catch_up_with_the_leader(context: &ShardContext, shared: &Shared) -> bool {
+    loop {
+        let read =
+            futures_lite::future::or(async { Some(context.owner.read_index().await) }, async {
+                shared.shutdown.wait().await;
+                None
+            })
+            .await;
+        match read {
+            None => return false,
+            Some(Ok(())) => return true,
+            Some(Err(error)) => {
+                if shared.shutdown.is_triggered() || shared.raft_status.is_failed() {
+                    return false;
+                }
+                tracing::info!(
+                    shard = context.shard_id,
+                    %error,
+                    "start-up read index failed; asking again"
+                );
+                glommio::timer::sleep(STARTUP_READ_INDEX_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Waits until the member serves, then builds this shard's context, starts its loops, catches
+/// up with the leader and opens its gate to client calls.
 async fn serve_shard(
     shard: ShardId,
     shared: Shared,
     owner_sender: OwnerSender,
     replies: Replies,
+    gate: Rc<ServingGate>,
 ) -> Result<(), RunError> {
     while !shared.raft_status.is_serving() {
         if shared.shutdown.is_triggered() || shared.raft_status.is_failed() {
@@ -709,22 +807,11 @@ async fn serve_shard(
         ))
         .detach();
     }
-    for url in &config.listen_client_urls {
-        let listener = bind_client_listener(url.address).map_err(|error| {
-            shared.shutdown.trigger();
-            RunError::Listen {
-                address: url.original.clone(),
-                reason: error.to_string(),
-            }
-        })?;
-        tracing::info!(shard, address = %url.address, "shard serving client connections");
-        glommio::spawn_local(serve_listener(
-            context.clone(),
-            listener,
-            shared.shutdown.clone(),
-        ))
-        .detach();
+    if !catch_up_with_the_leader(&context, &shared).await {
+        return Ok(());
     }
+    gate.open(context.clone());
+    tracing::info!(shard, "shard serving client calls");
     if shared.shards_serving.fetch_add(1, Ordering::SeqCst) + 1 == shared.shard_count {
         let urls: Vec<&str> = config
             .listen_client_urls
