@@ -287,7 +287,25 @@ fn run_inner(server: &ServerKind, seed: u64, seconds: u64) -> RunReport {
 
     // The end: a sentinel write every watcher must reach, a final linearizable range.
     let mut violations = Violations::default();
-    let (sentinel, final_range) = runtime.block_on(final_requests(&urls, clock));
+    // Leases still granted would expire after the end and delete keys past the sentinel.
+    let mut leases: BTreeSet<i64> = recorded
+        .records
+        .iter()
+        .filter_map(|record| match record.outcome {
+            Outcome::Ok(Response::LeaseGrant { id, .. }) => Some(id),
+            _ => None,
+        })
+        .collect();
+    for record in &recorded.records {
+        // Revoked, or refused as not found: gone already.
+        if let (Request::LeaseRevoke { id }, Outcome::Ok(_) | Outcome::Failed(_)) =
+            (&record.request, &record.outcome)
+        {
+            leases.remove(id);
+        }
+    }
+    let (revokes, sentinel, final_range) = runtime.block_on(final_requests(&urls, clock, &leases));
+    recorded.records.extend(revokes);
     let end_revision = match sentinel.last().map(|record| &record.outcome) {
         Some(Outcome::Ok(Response::Put { revision, .. })) => *revision,
         _ => panic!("the sentinel write was never acknowledged: {sentinel:?}"),
@@ -295,13 +313,17 @@ fn run_inner(server: &ServerKind, seed: u64, seconds: u64) -> RunReport {
     recorded.records.extend(sentinel);
     recorded.records.extend(final_range.iter().cloned());
     watch_stop.until.store(end_revision, Ordering::SeqCst);
+    // A watcher that cannot reach the end in time is stopped and reported as stalled.
+    let mut pending = futures::future::join_all(watchers);
     let joined = runtime.block_on(async {
-        tokio::time::timeout(EVENTUALLY, futures::future::join_all(watchers)).await
+        match tokio::time::timeout(EVENTUALLY, &mut pending).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                watch_stop.give_up.store(true, Ordering::SeqCst);
+                pending.await
+            }
+        }
     });
-    let joined = match joined {
-        Ok(joined) => joined,
-        Err(_) => panic!("watchers did not finish within {EVENTUALLY:?} of the end revision"),
-    };
     for watcher in joined {
         match watcher {
             Ok(log) => recorded.watchers.push(log),
@@ -345,7 +367,12 @@ fn run_inner(server: &ServerKind, seed: u64, seconds: u64) -> RunReport {
     violations.append(&mut driver.violations);
     let mut ops: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
-    for record in &recorded.records {
+    // The figures count the traffic's requests, not the end's.
+    for record in recorded
+        .records
+        .iter()
+        .filter(|record| record.actor != Actor::Final)
+    {
         *ops.entry((
             record.request.kind().to_string(),
             record.outcome.kind().to_string(),
@@ -387,11 +414,22 @@ fn run_inner(server: &ServerKind, seed: u64, seconds: u64) -> RunReport {
     }
 }
 
-/// The sentinel put (retried until acknowledged; every attempt recorded) and one acknowledged
-/// linearizable range of the prefix.
-async fn final_requests(urls: &[String], clock: Clock) -> (Vec<Record>, Vec<Record>) {
+/// At the end: every lease revoked (so none expires later), the sentinel put, and one
+/// acknowledged linearizable range of the prefix; each retried until answered, every attempt
+/// recorded.
+async fn final_requests(
+    urls: &[String],
+    clock: Clock,
+    leases: &BTreeSet<i64>,
+) -> (Vec<Record>, Vec<Record>, Vec<Record>) {
     let mut client = connect(urls).await.expect("connect the final client");
-    let sentinel = until_acknowledged(
+    let mut revokes = Vec::new();
+    for &id in leases {
+        // Revoked, or not found (expired or revoked before): either way gone.
+        let revoke = Request::LeaseRevoke { id };
+        revokes.extend(until_answered(&mut client, clock, revoke, known).await);
+    }
+    let sentinel = until_answered(
         &mut client,
         clock,
         Request::Put {
@@ -399,25 +437,39 @@ async fn final_requests(urls: &[String], clock: Clock) -> (Vec<Record>, Vec<Reco
             value: super::history::ValueSource::new(1000).next(),
             lease: 0,
         },
+        acknowledged,
     )
     .await;
-    let range = until_acknowledged(
+    let range = until_answered(
         &mut client,
         clock,
         Request::Range {
             prefix: PREFIX.to_string(),
             serializable: false,
         },
+        acknowledged,
     )
     .await;
-    (sentinel, range)
+    (revokes, sentinel, range)
 }
 
-/// Sends `request` until it is acknowledged or [`EVENTUALLY`] passed; every attempt.
-async fn until_acknowledged(
+/// Whether an outcome ends the retries of [`until_answered`].
+type Accept = fn(&Outcome) -> bool;
+
+fn acknowledged(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Ok(_))
+}
+
+fn known(outcome: &Outcome) -> bool {
+    !matches!(outcome, Outcome::Unknown(_))
+}
+
+/// Sends `request` until `accept` takes its outcome or [`EVENTUALLY`] passed; every attempt.
+async fn until_answered(
     client: &mut etcd_client::Client,
     clock: Clock,
     request: Request,
+    accept: Accept,
 ) -> Vec<Record> {
     let deadline = Instant::now() + EVENTUALLY;
     let mut records = Vec::new();
@@ -432,7 +484,7 @@ async fn until_acknowledged(
             &mut anomalies,
         )
         .await;
-        let done = matches!(record.outcome, Outcome::Ok(_));
+        let done = accept(&record.outcome);
         records.push(record);
         if done || Instant::now() > deadline {
             return records;
@@ -582,7 +634,11 @@ fn check_members(
             if prefix != replayed {
                 violations.add(
                     "final dump differs from the watched history",
-                    format!("dump: {prefix:?}\n  replayed: {replayed:?}"),
+                    format!(
+                        "dump at revision {} (the sentinel's: {end_revision}): {prefix:?}\n  \
+                         replayed: {replayed:?}",
+                        dump.revision
+                    ),
                 );
             }
             if let Err(text) = runtime.block_on(hash_kv_agree(&urls, dump.revision)) {

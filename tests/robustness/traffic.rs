@@ -298,10 +298,8 @@ fn learn(state: &mut ClientState, record: &Record) {
         (Request::LeaseGrant { .. }, Outcome::Ok(Response::LeaseGrant { id, .. })) => {
             state.leases.push(*id)
         }
-        // Revoked, or its outcome unknown: either way no longer ours to use.
-        (Request::LeaseRevoke { id }, Outcome::Ok(_) | Outcome::Unknown(_)) => {
-            state.leases.retain(|lease| lease != id)
-        }
+        // Revoked, not found, or its outcome unknown: no longer ours to use in any case.
+        (Request::LeaseRevoke { id }, _) => state.leases.retain(|lease| lease != id),
         (Request::LeaseKeepAlive { id }, Outcome::Ok(Response::LeaseKeepAlive { ttl: 0, .. })) => {
             state.leases.retain(|lease| lease != id)
         }
