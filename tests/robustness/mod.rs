@@ -12,10 +12,13 @@
 //!    module's one table;
 //! 3. `faults.rs` injects one seeded fault per round (kill -9 of a member, of the leader, of
 //!    all; SIGSTOP; peer blackhole; crash failpoints) and watches every member process;
-//! 4. `run.rs` heals, writes a sentinel every watcher must reach, and `checks.rs` and
-//!    `watch.rs` judge: linearizability of the register keys, watch guarantees, acknowledged
-//!    writes in the history, every read against the replayed history, equal dumps and HashKV;
-//! 5. `report.rs` turns runs into figures and a Markdown summary.
+//! 4. `run.rs` heals, revokes the leases left, writes a sentinel every watcher must reach, and
+//!    `checks.rs` and `watch.rs` judge: linearizability of the register keys, watch
+//!    guarantees, acknowledged writes in the history, every read against the replayed history,
+//!    equal dumps and HashKV, no unexpected exit or panic; `self_test.rs` plants one fault of
+//!    each kind in a copy of the run's own history and requires the checks to catch it;
+//! 5. `report.rs` turns runs into figures and a Markdown summary (`campaign.sh` files it
+//!    under `tuning/results/`).
 #![allow(dead_code)]
 
 pub mod checks;
