@@ -1,15 +1,14 @@
 //! Accepting client connections on one shard and running HTTP/2 on each of them.
 //!
-//! Every shard binds the client port with SO_REUSEPORT (see `shard::listen`), so the kernel
-//! spreads connections over the shards and each connection lives, end to end, on the shard that
-//! accepted it. Shards accept from the start of the process; calls that arrive before the member
-//! serves wait at the shard's [`ServingGate`] (see [`routes::dispatch_when_serving`]).
+//! Every shard has its own socket on the client port, joined with SO_REUSEPORT (see
+//! `shard::listen`), so the kernel spreads connections over the shards and each connection
+//! lives, end to end, on the shard that accepted it. A shard accepts only once the member
+//! serves; until then the kernel queues connections (see `shard::runtime`).
 
 use super::authority::Limits;
 use super::authority_io::AuthorityShim;
 use super::routes;
-use crate::shard::context::ServingGate;
-use crate::shard::Shutdown;
+use crate::shard::{ShardContext, Shutdown};
 use bytes::Bytes;
 use glommio::net::{TcpListener, TcpStream};
 use std::rc::Rc;
@@ -53,8 +52,8 @@ fn http2_builder() -> h2::server::Builder {
 }
 
 /// Accepts connections until shutdown, spawning one task per connection.
-pub async fn serve_listener(gate: Rc<ServingGate>, listener: TcpListener, shutdown: Shutdown) {
-    let shard = gate.shard_id;
+pub async fn serve_listener(context: Rc<ShardContext>, listener: TcpListener, shutdown: Shutdown) {
+    let shard = context.shard_id;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             shutdown.wait().await;
@@ -78,13 +77,13 @@ pub async fn serve_listener(gate: Rc<ServingGate>, listener: TcpListener, shutdo
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(shard, %error, "set_nodelay failed");
         }
-        glommio::spawn_local(serve_connection(gate.clone(), stream, shutdown.clone())).detach();
+        glommio::spawn_local(serve_connection(context.clone(), stream, shutdown.clone())).detach();
     }
     tracing::info!(shard, "stopped accepting client connections");
 }
 
-async fn serve_connection(gate: Rc<ServingGate>, stream: TcpStream, shutdown: Shutdown) {
-    let shard = gate.shard_id;
+async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream, shutdown: Shutdown) {
+    let shard = context.shard_id;
     // grpc-go clients of etcd 3.4 may send a URL as :authority, which h2 rejects.
     let stream = AuthorityShim::new(
         stream,
@@ -129,12 +128,7 @@ async fn serve_connection(gate: Rc<ServingGate>, stream: TcpStream, shutdown: Sh
                 connection.graceful_shutdown();
             }
             Some(Some(Ok((request, respond)))) => {
-                glommio::spawn_local(routes::dispatch_when_serving(
-                    gate.clone(),
-                    request,
-                    respond,
-                ))
-                .detach();
+                glommio::spawn_local(routes::dispatch(context.clone(), request, respond)).detach();
             }
             Some(Some(Err(error))) => {
                 tracing::debug!(shard, %error, "http/2 connection error; closing it");

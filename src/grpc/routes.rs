@@ -1,12 +1,10 @@
-//! Dispatch by `:path`: every method Capstan serves, in one table; and, in front of it, the wait
-//! of calls that arrive before the member serves ([`dispatch_when_serving`]).
+//! Dispatch by `:path`: every method Capstan serves, in one table.
 
 use super::call::{send_http_status, send_status_only, streaming, unary, CallLimits};
 use super::timeout::parse_grpc_timeout;
 use super::Status;
 use crate::membership::MembershipError;
 use crate::server::ServerError;
-use crate::shard::context::ServingGate;
 use crate::shard::ShardContext;
 use bytes::Bytes;
 use capstan_proto::method;
@@ -14,7 +12,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::Request;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn is_grpc(request: &http::request::Parts) -> bool {
     request.method == http::Method::POST
@@ -50,96 +48,11 @@ async fn leader_lost(context: &ShardContext, require_leader: bool) -> Status {
     }
 }
 
-/// The client's deadline for this call (`grpc-timeout`), if it set one.
-fn client_deadline(headers: &http::HeaderMap) -> Option<Duration> {
-    headers
-        .get("grpc-timeout")
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_grpc_timeout)
-}
-
-/// How long a call that arrived before the member serves waits for it: its own deadline, but
-/// never longer than the request timeout (etcd's clients wait for a member that listens but is
-/// not ready yet; a member that cannot catch up must still answer eventually).
-fn startup_patience(client_deadline: Option<Duration>, request_timeout: Duration) -> Duration {
-    client_deadline.map_or(request_timeout, |deadline| deadline.min(request_timeout))
-}
-
-/// The answer to a call whose wait for the member to serve ran out: the client's deadline if
-/// that was the bound, else etcd's "no leader" while the member knows none (the client should
-/// try another member), else etcd's "request timed out" (a leader is known, the member is still
-/// catching up).
-fn not_serving_status(
-    client_deadline: Option<Duration>,
-    request_timeout: Duration,
-    leader_id: u64,
-) -> Status {
-    if client_deadline.is_some_and(|deadline| deadline <= request_timeout) {
-        Status::deadline_exceeded()
-    } else if leader_id == raft::INVALID_ID {
-        ServerError::NoLeader.into()
-    } else {
-        ServerError::TimedOut.into()
-    }
-}
-
-/// Runs one call once this shard serves.
-///
-/// A member binds its client port before it has replayed its log and found a leader, so a
-/// call may arrive while it cannot answer yet. Such a call waits (see [`startup_patience`]) and
-/// then runs with what is left of its deadline; nothing is read from the state before the
-/// member serves, so no call, not even a serializable read, sees a state the member has not
-/// caught up to. If the wait runs out the call fails with [`not_serving_status`]; on shutdown
-/// with "server stopped".
-pub async fn dispatch_when_serving(
-    gate: Rc<ServingGate>,
-    request: Request<RecvStream>,
-    respond: SendResponse<Bytes>,
-) {
-    if let Some(context) = gate.context() {
-        return dispatch(context, request, respond, Duration::ZERO).await;
-    }
-    let arrived = Instant::now();
-    let deadline = client_deadline(request.headers());
-    let request_timeout = gate.config.request_timeout();
-    let patience = startup_patience(deadline, request_timeout);
-    enum Waited {
-        Serving(Rc<ShardContext>),
-        OutOfPatience,
-        Stopping,
-    }
-    let waited = futures_lite::future::or(
-        async { Waited::Serving(gate.serving().await) },
-        futures_lite::future::or(
-            async {
-                glommio::timer::sleep(patience).await;
-                Waited::OutOfPatience
-            },
-            async {
-                gate.shutdown.wait().await;
-                Waited::Stopping
-            },
-        ),
-    )
-    .await;
-    match waited {
-        Waited::Serving(context) => dispatch(context, request, respond, arrived.elapsed()).await,
-        Waited::OutOfPatience => {
-            let status =
-                not_serving_status(deadline, request_timeout, gate.raft_status.leader_id());
-            send_status_only(respond, &status);
-        }
-        Waited::Stopping => send_status_only(respond, &ServerError::Stopped.into()),
-    }
-}
-
-/// Runs one call to completion on this shard; `waited` is how long it already waited for the
-/// member to serve (taken off its deadline).
+/// Runs one call to completion on this shard.
 pub async fn dispatch(
     context: Rc<ShardContext>,
     request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
-    waited: Duration,
 ) {
     let (parts, body) = request.into_parts();
     if !is_grpc(&parts) {
@@ -148,7 +61,11 @@ pub async fn dispatch(
     }
     let limits = CallLimits {
         receive_bytes_max: context.config.grpc_receive_bytes_max(),
-        deadline: client_deadline(&parts.headers).map(|deadline| deadline.saturating_sub(waited)),
+        deadline: parts
+            .headers
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout),
     };
     // etcd's `hasleader` metadata (clientv3.WithRequireLeader; kube-apiserver sets it on every
     // watch): unary calls fail at once without a leader, streams end after a few election
@@ -287,52 +204,5 @@ pub async fn dispatch(
         }
         method::ELECTION_RESIGN => unary(body, respond, limits, |r| ctx.resign(r)).await,
         unknown => send_status_only(respond, &Status::unimplemented(unknown)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::grpc::status::Code;
-
-    const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
-
-    #[test]
-    fn a_call_waits_for_its_deadline_but_never_past_the_request_timeout() {
-        assert_eq!(startup_patience(None, REQUEST_TIMEOUT), REQUEST_TIMEOUT);
-        let short = Duration::from_millis(500);
-        assert_eq!(startup_patience(Some(short), REQUEST_TIMEOUT), short);
-        let long = Duration::from_secs(60);
-        assert_eq!(
-            startup_patience(Some(long), REQUEST_TIMEOUT),
-            REQUEST_TIMEOUT
-        );
-        assert_eq!(
-            startup_patience(Some(Duration::ZERO), REQUEST_TIMEOUT),
-            Duration::ZERO
-        );
-    }
-
-    #[test]
-    fn a_call_bounded_by_its_own_deadline_ends_with_deadline_exceeded() {
-        for leader in [raft::INVALID_ID, 7] {
-            let status = not_serving_status(Some(Duration::from_secs(2)), REQUEST_TIMEOUT, leader);
-            assert_eq!(status, Status::deadline_exceeded());
-            let status = not_serving_status(Some(REQUEST_TIMEOUT), REQUEST_TIMEOUT, leader);
-            assert_eq!(status.code, Code::DeadlineExceeded);
-        }
-    }
-
-    #[test]
-    fn a_call_bounded_by_the_request_timeout_gets_etcds_errors() {
-        for deadline in [None, Some(Duration::from_secs(60))] {
-            let leaderless = not_serving_status(deadline, REQUEST_TIMEOUT, raft::INVALID_ID);
-            assert_eq!(leaderless, Status::from(ServerError::NoLeader));
-            assert_eq!(leaderless.code, Code::Unavailable);
-            assert_eq!(leaderless.message, "etcdserver: no leader");
-            let catching_up = not_serving_status(deadline, REQUEST_TIMEOUT, 7);
-            assert_eq!(catching_up, Status::from(ServerError::TimedOut));
-            assert_eq!(catching_up.message, "etcdserver: request timed out");
-        }
     }
 }

@@ -9,8 +9,9 @@
 //! replays: from then on a client's connection is queued by the kernel instead of refused, so
 //! it does not fall into its client library's reconnect backoff (grpc-go waits a second or
 //! more after a refusal). Each shard turns its socket into a glommio listener on its own
-//! executor ([`listener_on_this_shard`]); calls wait there until the member serves (see
-//! `grpc::routes::dispatch_when_serving`).
+//! executor ([`listener_on_this_shard`]) and accepts once the member serves (see
+//! `shard::runtime`); until then connections wait in the kernel's queue, up to
+//! [`LISTEN_BACKLOG`] per shard.
 
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};

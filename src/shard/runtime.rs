@@ -4,15 +4,22 @@
 //! shard i → owner (proposals, read-index requests) and owner → shard i (answers). The owner
 //! shard talks to its own raft loop through local channels. Start-up order:
 //! 0. the client sockets are bound, one per shard (SO_REUSEPORT), before anything is read from
-//!    disk: from here on clients' connections queue instead of being refused;
-//! 1. every shard starts, accepts on its socket (calls wait at its [`ServingGate`]) and connects
-//!    its channel ends (concurrently: `connect` waits for the peer end);
+//!    disk: from here on the kernel queues clients' connections instead of refusing them;
+//! 1. every shard starts and connects its channel ends (concurrently: `connect` waits for the
+//!    peer end);
 //! 2. the owner shard opens the WAL, replays it, and runs the raft group until it leads or
-//!    follows a leader with everything applied;
-//! 3. every shard builds its context and opens its gate; the last one logs
-//!    `ready to serve client requests` (the member serves).
+//!    follows a leader with everything applied up to an entry of the leader's term;
+//! 3. every shard builds its context, catches up with the leader (one read index) and starts
+//!    accepting on its socket; the last one logs `ready to serve client requests`.
+//!
+//! Like etcd, which accepts on its client listener only once ready: a connection made during
+//! start-up waits in the kernel's queue and is served as soon as the member is, so a client
+//! does not fall into its reconnect backoff, and no call ever sees a state the member has not
+//! caught up to. A gRPC client with several endpoints does not count a member as ready before
+//! its HTTP/2 handshake (grpc-go waits for the server's preface), so it keeps sending calls to
+//! members that serve while one restarts.
 
-use super::context::{ServingGate, ShardContext};
+use super::context::ShardContext;
 use super::listen::{bind_client_socket, listener_on_this_shard, wait_until_port_is_free};
 use super::message::{ToOwner, ToShard};
 use super::owner_link::{OwnerLink, OwnerSender};
@@ -363,7 +370,8 @@ fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
 type ClientSockets = Vec<socket2::Socket>;
 
 /// Binds every shard's client sockets, on this thread, before the page store and the WAL are
-/// read: from here on the kernel queues clients' connections (see `shard::listen`).
+/// read: from here on the kernel queues clients' connections until the shard accepts (see
+/// `shard::listen`).
 fn bind_client_sockets(
     config: &ServerConfig,
     shard_count: usize,
@@ -380,30 +388,10 @@ fn bind_client_sockets(
         tracing::info!(
             address = %url.address,
             shards = shard_count,
-            "listening for client connections; calls wait until the member serves"
+            "listening for client connections; they are served once the member is"
         );
     }
     Ok(per_shard)
-}
-
-/// Accepts on this shard's client sockets from now on; calls wait at the returned gate until
-/// the shard serves ([`serve_shard`] opens it).
-fn open_client_port(shard: ShardId, shared: &Shared, sockets: ClientSockets) -> Rc<ServingGate> {
-    let gate = Rc::new(ServingGate::new(
-        shard,
-        shared.config.clone(),
-        shared.raft_status.clone(),
-        shared.shutdown.clone(),
-    ));
-    for socket in sockets {
-        glommio::spawn_local(serve_listener(
-            gate.clone(),
-            listener_on_this_shard(socket),
-            shared.shutdown.clone(),
-        ))
-        .detach();
-    }
-    gate
 }
 
 /// A number no earlier run of this data directory used: the start time in nanoseconds, mixed
@@ -534,7 +522,6 @@ async fn owner_shard(
     outboxes: Vec<SharedSender<ToShard>>,
     client_sockets: ClientSockets,
 ) -> Result<(), RunError> {
-    let gate = open_client_port(OWNER_SHARD, &shared, client_sockets);
     let (inbox_sender, inbox) = local_channel::new_bounded(OWNER_INBOX_DEPTH);
     let inbox_sender = Rc::new(inbox_sender);
     let (connected_inboxes, connected_outboxes) = futures::join!(
@@ -663,7 +650,7 @@ async fn owner_shard(
         shared,
         OwnerSender::Local(inbox_sender),
         Replies::Local(own_replies),
-        gate,
+        client_sockets,
     )
     .await;
     group_task.await?;
@@ -677,14 +664,13 @@ async fn remote_shard(
     from_owner: SharedReceiver<ToShard>,
     client_sockets: ClientSockets,
 ) -> Result<(), RunError> {
-    let gate = open_client_port(shard, &shared, client_sockets);
     let (to_owner, from_owner) = futures::join!(to_owner.connect(), from_owner.connect());
     serve_shard(
         shard,
         shared,
         OwnerSender::Remote(to_owner),
         Replies::Remote(from_owner),
-        gate,
+        client_sockets,
     )
     .await
 }
@@ -695,10 +681,10 @@ enum Replies {
 }
 
 /// Waits until this shard's read view holds everything the cluster committed before now — one
-/// read index through the leader — so that the first calls let in, serializable reads included,
-/// see no older state than a client may already have seen acknowledged elsewhere (a member that
-/// restarts into a running cluster may know the leader before it has the entries it missed).
-/// Retried until it succeeds; `false` if the member stops first.
+/// read index through the leader — so that the first calls it accepts, serializable reads
+/// included, see no older state than a client may already have seen acknowledged elsewhere (a
+/// member that restarts into a running cluster may know the leader before it has the entries
+/// it missed). Retried until it succeeds; `false` if the member stops first.
 async fn catch_up_with_the_leader(context: &ShardContext, shared: &Shared) -> bool {
     loop {
         let read =
@@ -726,13 +712,13 @@ async fn catch_up_with_the_leader(context: &ShardContext, shared: &Shared) -> bo
 }
 
 /// Waits until the member serves, then builds this shard's context, starts its loops, catches
-/// up with the leader and opens its gate to client calls.
+/// up with the leader and starts accepting on the shard's client sockets.
 async fn serve_shard(
     shard: ShardId,
     shared: Shared,
     owner_sender: OwnerSender,
     replies: Replies,
-    gate: Rc<ServingGate>,
+    client_sockets: ClientSockets,
 ) -> Result<(), RunError> {
     while !shared.raft_status.is_serving() {
         if shared.shutdown.is_triggered() || shared.raft_status.is_failed() {
@@ -810,8 +796,15 @@ async fn serve_shard(
     if !catch_up_with_the_leader(&context, &shared).await {
         return Ok(());
     }
-    gate.open(context.clone());
-    tracing::info!(shard, "shard serving client calls");
+    for socket in client_sockets {
+        glommio::spawn_local(serve_listener(
+            context.clone(),
+            listener_on_this_shard(socket),
+            shared.shutdown.clone(),
+        ))
+        .detach();
+    }
+    tracing::info!(shard, "shard serving client connections");
     if shared.shards_serving.fetch_add(1, Ordering::SeqCst) + 1 == shared.shard_count {
         let urls: Vec<&str> = config
             .listen_client_urls
