@@ -457,18 +457,9 @@ fn a_bad_spec_is_refused_at_start_up() {
     }
 }
 
-/// Every name placed in the code is in `NAMES`, and every name of `NAMES` is placed, except the
-/// raft snapshot ones (placed with the snapshot files' rewrite).
+/// Every name placed in the code is in `NAMES`, and every name of `NAMES` is placed.
 #[test]
 fn every_failpoint_name_is_placed() {
-    const PLACED_ELSEWHERE: &[&str] = &[
-        "raftBeforeSaveSnap",
-        "raftAfterSaveSnap",
-        "snapBeforeRename",
-        "snapBeforeRelease",
-        "raftBeforeApplySnap",
-        "raftAfterApplySnap",
-    ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut placed = Vec::new();
     for dir in [root.join("src"), root.join("wal/src")] {
@@ -482,10 +473,7 @@ fn every_failpoint_name_is_placed() {
     }
     for name in NAMES {
         let is_placed = placed.iter().any(|(placed, _)| placed == name);
-        assert!(
-            is_placed || PLACED_ELSEWHERE.contains(name),
-            "failpoint {name} is in NAMES but never hit"
-        );
+        assert!(is_placed, "failpoint {name} is in NAMES but never hit");
     }
 }
 

@@ -15,6 +15,8 @@ const _: () = assert!(SEGMENT_HEADER_BYTES <= BLOCK_BYTES);
 pub const WRITE_CHUNK_BYTES_MAX: usize = 1024 * 1024;
 /// Largest single O_DIRECT read issued during recovery.
 pub const READ_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+/// Chunk reads in flight at once while a segment is read whole.
+pub const READS_IN_FLIGHT_MAX: usize = 8;
 
 const SEGMENT_SUFFIX: &str = ".wal";
 const TMP_SUFFIX: &str = ".wal.tmp";
@@ -131,22 +133,26 @@ pub async fn read_all(file: &DmaFile, path: &Path, len_bytes: u64) -> Result<Vec
     let mut out = Vec::with_capacity(cap);
     let mut pos = 0u64;
     while pos < len_bytes {
-        let want = align_up(
-            (len_bytes - pos).min(READ_CHUNK_BYTES_MAX as u64),
-            BLOCK_BYTES,
-        );
-        let got = file
-            .read_at_aligned(pos, want as usize)
-            .await
-            .map_err(|e| WalError::io(path, e))?;
-        if got.is_empty() {
-            break;
+        // Up to READS_IN_FLIGHT_MAX chunks are read at once (a start-up reads whole segments,
+        // and one read at a time leaves the device idle between them); they are used in order.
+        let mut reads = Vec::with_capacity(READS_IN_FLIGHT_MAX);
+        let mut at = pos;
+        while at < len_bytes && reads.len() < READS_IN_FLIGHT_MAX {
+            let want = align_up(
+                (len_bytes - at).min(READ_CHUNK_BYTES_MAX as u64),
+                BLOCK_BYTES,
+            );
+            reads.push(async move { (want, file.read_at_aligned(at, want as usize).await) });
+            at += want;
         }
-        let keep = got.len().min(cap - out.len());
-        out.extend_from_slice(&got[..keep]);
-        pos += got.len() as u64;
-        if (got.len() as u64) < want {
-            break;
+        for (want, got) in futures::future::join_all(reads).await {
+            let got = got.map_err(|e| WalError::io(path, e))?;
+            let keep = got.len().min(cap - out.len());
+            out.extend_from_slice(&got[..keep]);
+            pos += got.len() as u64;
+            if (got.len() as u64) < want {
+                return Ok(out);
+            }
         }
     }
     Ok(out)

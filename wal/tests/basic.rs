@@ -227,7 +227,7 @@ fn released_segments_are_gone_and_the_rest_reopens() {
         assert_eq!(rec.segments.len(), 1);
         assert_eq!(rec.segments[0].seq, wal.first_seq());
         assert_eq!(rec.segments[0].records, rec.records.len());
-        assert!(rec.records.len() >= 1);
+        assert!(!rec.records.is_empty());
         // The kept records are a suffix of the model plus the extra one.
         let kept = &rec.records[..rec.records.len() - 1];
         assert_eq!(kept, &model[model.len() - kept.len()..]);
