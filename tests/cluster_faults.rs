@@ -873,7 +873,8 @@ fn member_with_another_cluster_token_cannot_join() {
     while Instant::now() < watch_until || polls < 3 {
         polls += 1;
         std::thread::sleep(Duration::from_millis(500));
-        // n3 opens its client port only once it serves; if it does, it must not be cluster-a's.
+        // n3 binds its client port at start and takes calls only once it serves (until then
+        // they wait); whatever it answers must not be cluster-a's.
         if std::net::TcpStream::connect(cluster.endpoint(stranger)).is_err() {
             continue;
         }
