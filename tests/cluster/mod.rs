@@ -1139,22 +1139,10 @@ impl Cluster {
         for &i in members {
             clients.push(self.client(i).await);
         }
-        let deadline = Instant::now() + EVENTUALLY;
-        let mut last: Vec<Result<Dump, String>> = Vec::new();
-        while Instant::now() < deadline {
-            last.clear();
-            for client in &mut clients {
-                last.push(dump(client, true).await);
-            }
-            if let Some(Ok(first)) = last.first() {
-                if first.revision >= min_revision
-                    && last.iter().all(|dump| dump.as_ref() == Ok(first))
-                {
-                    return first.clone();
-                }
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let last = match converge_clients(&mut clients, min_revision).await {
+            Ok(dump) => return dump,
+            Err(last) => last,
+        };
         let summary: Vec<String> = members
             .iter()
             .zip(&last)
@@ -1252,6 +1240,30 @@ pub fn ctl_ok(cluster: &Cluster, members: &[usize], args: &[&str]) -> String {
 // ---------------------------------------------------------------------------------------------
 // etcd-client helpers
 // ---------------------------------------------------------------------------------------------
+
+/// Polls every client until all return the same full serializable dump at a revision of at
+/// least `min_revision` (within [`EVENTUALLY`]); otherwise each client's last answer.
+pub async fn converge_clients(
+    clients: &mut [Client],
+    min_revision: i64,
+) -> Result<Dump, Vec<Result<Dump, String>>> {
+    let deadline = Instant::now() + EVENTUALLY;
+    let mut last: Vec<Result<Dump, String>> = Vec::new();
+    while Instant::now() < deadline {
+        last.clear();
+        for client in clients.iter_mut() {
+            last.push(dump(client, true).await);
+        }
+        if let Some(Ok(first)) = last.first() {
+            if first.revision >= min_revision && last.iter().all(|dump| dump.as_ref() == Ok(first))
+            {
+                return Ok(first.clone());
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Err(last)
+}
 
 /// A full range over every key; serializable (local to the member) or linearizable.
 pub async fn dump(client: &mut Client, serializable: bool) -> Result<Dump, String> {

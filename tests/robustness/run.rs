@@ -7,7 +7,7 @@ use super::faults::{self, Driver, FailpointResult, FaultKind, CAPSTAN_FAULTS, PR
 use super::history::{ms, Actor, Clock, KeyValue, Outcome, Record, Request, Response, Time};
 use super::traffic::{self, Control, TaskLog, CLIENTS, PREFIX, SENTINEL_KEY};
 use super::watch::{self, WatchStop, WatcherLog};
-use crate::cluster::{dump, Cluster, ClusterSpec, Dump, EVENTUALLY, POLL};
+use crate::cluster::{converge_clients, Cluster, ClusterSpec, Dump, EVENTUALLY, POLL};
 use crate::common::tokio_runtime;
 use crate::linearizability::{self, FailureKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -672,21 +672,10 @@ async fn converge(urls: &[String], min_revision: i64) -> Result<Dump, String> {
     for url in urls {
         clients.push(connect(std::slice::from_ref(url)).await?);
     }
-    let deadline = Instant::now() + EVENTUALLY;
-    let mut last: Vec<Result<Dump, String>> = Vec::new();
-    while Instant::now() < deadline {
-        last.clear();
-        for client in &mut clients {
-            last.push(dump(client, true).await);
-        }
-        if let Some(Ok(first)) = last.first() {
-            if first.revision >= min_revision && last.iter().all(|dump| dump.as_ref() == Ok(first))
-            {
-                return Ok(first.clone());
-            }
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let last = match converge_clients(&mut clients, min_revision).await {
+        Ok(dump) => return Ok(dump),
+        Err(last) => last,
+    };
     Err(format!(
         "no common dump at revision >= {min_revision} within {EVENTUALLY:?}: {:?}",
         last.iter()
