@@ -318,7 +318,12 @@ impl RaftGroup {
             if shutdown.is_triggered() {
                 break Ok(());
             }
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // Work raft already has (a start-up campaign) is done now, not after a tick.
+            let wait = if self.node.has_ready() {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
             let first = futures_lite::future::or(async { Some(self.inbox.recv().await) }, async {
                 glommio::timer::sleep(wait).await;
                 None
@@ -406,8 +411,13 @@ impl RaftGroup {
         }
         let election_ticks = raft.election_timeout();
         let timeout_ticks = raft.randomized_election_timeout();
-        let elapsed =
-            election_clock::advanced_election_elapsed(raft.election_elapsed, election_ticks);
+        let first = election_clock::first_in_line(&conf.voters, raft.id, &connected);
+        let elapsed = election_clock::advanced_election_elapsed(
+            raft.election_elapsed,
+            election_ticks,
+            timeout_ticks,
+            first,
+        );
         assert!(
             elapsed < timeout_ticks,
             "advanced election clock {elapsed} reaches the drawn timeout {timeout_ticks}"
@@ -417,6 +427,7 @@ impl RaftGroup {
             connected_peers = connected.len(),
             election_ticks,
             ticks_to_election = timeout_ticks - elapsed,
+            first_in_line = first,
             "peers connected and no leader known: election clock advanced"
         );
         election_clock::ElectionClock::Settled

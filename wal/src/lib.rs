@@ -38,6 +38,7 @@ pub use format::{
     RECORD_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
     SEGMENT_HEADER_BYTES,
 };
+pub use recovery::TAIL_CHECK_BYTES;
 pub use segment::{prime_iopoll_probe, segment_file_name, IOPOLL_PROBE_FILE_NAME};
 pub use writer::Wal;
 

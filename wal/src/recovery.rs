@@ -334,10 +334,13 @@ pub(crate) async fn recover(
 
     let file = open_rw(last_path).await?;
     let len = file_len(last_path, &file).await?;
-    let data = read_all(&file, last_path, len).await?;
-    let scan = scan_segment(&data, *last_seq);
-    let (size_bytes, verdict) =
-        check_last(last_path, *last_seq, &data, &scan, config.segment_bytes)?;
+    let (data, scan, whole) = read_last_segment(&file, last_path, *last_seq, len).await?;
+    let (size_bytes, verdict) = if !whole {
+        // A clean prefix (`read_last_segment`): the file is whole, its header valid.
+        (len, TailVerdict::Clean)
+    } else {
+        check_last(last_path, *last_seq, &data, &scan, config.segment_bytes)?
+    };
     let end = scan.data_end;
     let block_start = align_down(end, BLOCK_BYTES);
     // `end` may lie past a cut-off file's end when only the last record's
@@ -384,6 +387,49 @@ pub(crate) async fn recover(
             tail_block,
         },
     })
+}
+
+/// How far past the end of data the last segment is read and checked for non-zero bytes when
+/// everything up to there is clean (see `FORMAT.md`, "Recovery", step 4). A torn batch lies
+/// within one write of the end of data (the writer writes at most `WRITE_CHUNK_BYTES_MAX` at a
+/// time, one batch after the other), and acknowledged records behind a lost stretch of up to
+/// this many bytes are still found.
+pub const TAIL_CHECK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The first bytes of the last segment read: the records of a restarted member usually end
+/// well within them.
+const LAST_SEGMENT_FIRST_READ_BYTES: u64 = TAIL_CHECK_BYTES + 4 * 1024 * 1024;
+
+/// Reads and scans the last segment. A pre-allocated segment is mostly zeros, so it is read
+/// from the start in growing prefixes: once a prefix holds every record and at least
+/// `TAIL_CHECK_BYTES` of zeros after them (or the whole file), with a valid header and the file
+/// at its full size, the rest is not read. Anything else (an invalid record, a non-zero byte
+/// after the end of data, a short file, a bad header) reads the whole file, and the policy of
+/// `check_last` decides on all of it. The flag says whether the bytes are the whole file.
+async fn read_last_segment(
+    file: &glommio::io::DmaFile,
+    path: &Path,
+    seq: u64,
+    len: u64,
+) -> Result<(Vec<u8>, Scan, bool), WalError> {
+    let mut prefix_bytes = LAST_SEGMENT_FIRST_READ_BYTES.min(len);
+    while prefix_bytes < len {
+        let prefix = read_all(file, path, prefix_bytes).await?;
+        let scan = scan_segment(&prefix, seq);
+        let clean_prefix = matches!(scan.header, Ok(segment_bytes) if segment_bytes == len)
+            && scan.invalid.is_none()
+            && first_nonzero(&prefix, scan.data_end).is_none();
+        if !clean_prefix || prefix.len() as u64 != prefix_bytes {
+            break;
+        }
+        if scan.data_end.saturating_add(TAIL_CHECK_BYTES) <= prefix_bytes {
+            return Ok((prefix, scan, false));
+        }
+        prefix_bytes = prefix_bytes.saturating_mul(2).min(len);
+    }
+    let data = read_all(file, path, len).await?;
+    let scan = scan_segment(&data, seq);
+    Ok((data, scan, true))
 }
 
 /// Rewrites the block holding the end of valid data (its valid prefix,

@@ -43,3 +43,30 @@ fn sync_throughput() {
         }
     });
 }
+
+/// How long `Wal::open` takes on a default-sized (64 MiB) segment holding a few records: the
+/// start-up cost of a restarted member. Run as the test above.
+#[test]
+#[ignore]
+fn reopen_time() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = WalConfig::new(tmp.path().to_path_buf());
+        {
+            let (mut wal, _) = Wal::open(config.clone()).await.unwrap();
+            for _ in 0..50 {
+                wal.append(1, &[0xABu8; BENCH_PAYLOAD_BYTES]).unwrap();
+            }
+            wal.sync().await.unwrap();
+        }
+        for round in 0..5 {
+            let start = Instant::now();
+            let (_wal, recovered) = Wal::open(config.clone()).await.unwrap();
+            println!(
+                "reopen {round}: {} records in {:.1} ms",
+                recovered.records.len(),
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    });
+}

@@ -286,3 +286,91 @@ fn segment_copied_under_another_name_does_not_validate() {
         assert!(matches!(err, WalError::Corrupt { offset: 0, .. }), "{err}");
     });
 }
+
+/// A default-sized (pre-zeroed 64 MiB) last segment: its start is read in growing prefixes, and
+/// only `TAIL_CHECK_BYTES` of zeros after the records are looked at.
+mod default_sized_last_segment {
+    use super::*;
+    use capstan_wal::{WalConfig, SEGMENT_BYTES_DEFAULT, TAIL_CHECK_BYTES};
+
+    fn big_config(dir: &Path) -> WalConfig {
+        WalConfig {
+            dir: dir.to_path_buf(),
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+        }
+    }
+
+    /// Writes `count` records of `payload_bytes` each; returns them and the end of data.
+    async fn write_big(dir: &Path, count: usize, payload_bytes: usize) -> (Vec<Record>, u64) {
+        let mut rng = Lcg::new(count as u64);
+        let model: Vec<Record> = (0..count)
+            .map(|_| Record {
+                kind: 1,
+                payload: rng.bytes(payload_bytes),
+            })
+            .collect();
+        let (mut wal, _) = Wal::open(big_config(dir)).await.unwrap();
+        for batch in model.chunks(64) {
+            for r in batch {
+                wal.append(r.kind, &r.payload).unwrap();
+            }
+            wal.sync().await.unwrap();
+        }
+        wal.close().await.unwrap();
+        let end = layout(&model, SEGMENT_BYTES_DEFAULT)
+            .last()
+            .unwrap()
+            .padded_end;
+        (model, end)
+    }
+
+    #[test]
+    fn records_past_the_first_read_are_all_recovered() {
+        run(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            // ~20 MiB of records: more than the first prefix read holds.
+            let (model, end) = write_big(tmp.path(), 640, 32 * 1024).await;
+            assert!(end > 2 * TAIL_CHECK_BYTES, "{end}");
+            let (mut wal, rec) = Wal::open(big_config(tmp.path())).await.unwrap();
+            assert_eq!(rec.records, model);
+            assert!(rec.torn_tail.is_none());
+            wal.append(2, b"after").unwrap();
+            wal.sync().await.unwrap();
+            wal.close().await.unwrap();
+            let (_, rec) = Wal::open(big_config(tmp.path())).await.unwrap();
+            assert_eq!(rec.records.len(), model.len() + 1);
+        });
+    }
+
+    #[test]
+    fn a_record_behind_zeros_within_the_tail_check_is_corruption() {
+        run(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let (model, end) = write_big(tmp.path(), 20, 1000).await;
+            let seg = segment_path(tmp.path(), 1);
+            // The segment's first record again, as if acknowledged records followed a lost
+            // stretch of a few MiB.
+            let first = layout(&model, SEGMENT_BYTES_DEFAULT)[0];
+            let bytes = std::fs::read(&seg).unwrap();
+            let copy = &bytes[first.start as usize..first.padded_end as usize];
+            write_bytes(&seg, end + TAIL_CHECK_BYTES - 64 * 1024, copy);
+            expect_corrupt(Wal::open(big_config(tmp.path())).await, &seg, end);
+        });
+    }
+
+    #[test]
+    fn garbage_within_the_tail_check_is_a_torn_tail() {
+        run(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let (model, end) = write_big(tmp.path(), 20, 1000).await;
+            let seg = segment_path(tmp.path(), 1);
+            write_bytes(&seg, end + 1024 * 1024, &Lcg::new(5).bytes(3000));
+            let (_, rec) = Wal::open(big_config(tmp.path())).await.unwrap();
+            assert_eq!(rec.records, model);
+            assert_eq!(rec.torn_tail.expect("torn tail").offset, end);
+            let (_, rec) = Wal::open(big_config(tmp.path())).await.unwrap();
+            assert_eq!(rec.records, model);
+            assert!(rec.torn_tail.is_none(), "the repair zeroed the garbage");
+        });
+    }
+}

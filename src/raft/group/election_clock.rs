@@ -11,6 +11,12 @@
 //! ticks, still spread over the members by raft-rs's randomization, so that they rarely
 //! campaign at once.
 //!
+//! One member goes first: the one with the lowest id among itself and the connected voters
+//! has its clock moved to `FIRST_IN_LINE_TICKS` short of its drawn timeout, so after a
+//! whole-cluster restart an election starts two ticks after a quorum is connected rather than
+//! after the smallest of the members' draws (one to ten ticks). Members that see different
+//! peers may both think they go first; then the randomized timeouts settle it as before.
+//!
 //! A member restarting into a healthy cluster cannot disturb its leader this way: pre-vote is
 //! on, so an early campaign is a pre-vote that raises no term, and check-quorum makes members
 //! that heard from their leader within an election timeout ignore it (raft-rs's "lease"). The
@@ -45,12 +51,35 @@ pub(super) fn quorum_reachable(
     !voters.is_empty() && majority_reachable(voters) && majority_reachable(voters_outgoing)
 }
 
-/// The election clock after the advance: one tick short of the shortest election timeout,
-/// never moved back. raft-rs's timeout is at least `election_ticks`, so the result is below it
-/// and the next tick does not by itself start an election unless the drawn timeout is the
-/// shortest.
-pub(super) fn advanced_election_elapsed(elapsed: usize, election_ticks: usize) -> usize {
-    elapsed.max(election_ticks.saturating_sub(1))
+/// Ticks between the advance and the first election of the member that goes first: two, so
+/// that a heartbeat of a leader this member has not heard of yet (sent every tick) comes first.
+pub(super) const FIRST_IN_LINE_TICKS: usize = 2;
+
+/// Whether this member goes first: its id is the lowest of itself and the connected voters.
+pub(super) fn first_in_line(voters: &[u64], local_id: u64, connected: &[u64]) -> bool {
+    voters
+        .iter()
+        .filter(|id| connected.contains(id))
+        .all(|id| *id > local_id)
+}
+
+/// The election clock after the advance: one tick short of the shortest election timeout, or
+/// for the member that goes first `FIRST_IN_LINE_TICKS` short of its drawn timeout
+/// (`timeout_ticks`); never moved back. raft-rs's timeout is at least `election_ticks`, so the
+/// result is below it and the next tick does not by itself start an election unless the drawn
+/// timeout is the shortest.
+pub(super) fn advanced_election_elapsed(
+    elapsed: usize,
+    election_ticks: usize,
+    timeout_ticks: usize,
+    first: bool,
+) -> usize {
+    let target = if first {
+        timeout_ticks.saturating_sub(FIRST_IN_LINE_TICKS)
+    } else {
+        election_ticks.saturating_sub(1)
+    };
+    elapsed.max(target)
 }
 
 #[cfg(test)]
@@ -102,15 +131,22 @@ mod tests {
 
     #[test]
     fn the_clock_moves_to_one_tick_short_of_the_shortest_timeout() {
-        assert_eq!(advanced_election_elapsed(0, 10), 9);
-        assert_eq!(advanced_election_elapsed(3, 10), 9);
-        assert_eq!(advanced_election_elapsed(0, 2), 1);
+        assert_eq!(advanced_election_elapsed(0, 10, 15, false), 9);
+        assert_eq!(advanced_election_elapsed(3, 10, 15, false), 9);
+        assert_eq!(advanced_election_elapsed(0, 2, 3, false), 1);
+    }
+
+    #[test]
+    fn the_member_that_goes_first_campaigns_two_ticks_later() {
+        assert_eq!(advanced_election_elapsed(0, 10, 17, true), 15);
+        assert_eq!(advanced_election_elapsed(4, 10, 10, true), 8);
     }
 
     #[test]
     fn the_clock_never_moves_back() {
-        assert_eq!(advanced_election_elapsed(12, 10), 12);
-        assert_eq!(advanced_election_elapsed(9, 10), 9);
+        assert_eq!(advanced_election_elapsed(12, 10, 15, false), 12);
+        assert_eq!(advanced_election_elapsed(9, 10, 15, false), 9);
+        assert_eq!(advanced_election_elapsed(14, 10, 15, true), 14);
     }
 
     #[test]
@@ -118,12 +154,28 @@ mod tests {
         let election_ticks = 10;
         // raft-rs draws the timeout from [election_ticks, 2 * election_ticks).
         for timeout in election_ticks..2 * election_ticks {
-            let elapsed = advanced_election_elapsed(0, election_ticks);
-            let remaining = timeout - elapsed;
-            assert!(
-                (1..=election_ticks).contains(&remaining),
-                "{timeout}: {remaining}"
-            );
+            for first in [false, true] {
+                let elapsed = advanced_election_elapsed(0, election_ticks, timeout, first);
+                let remaining = timeout - elapsed;
+                assert!(
+                    (1..=election_ticks).contains(&remaining),
+                    "{timeout} {first}: {remaining}"
+                );
+                if first {
+                    assert_eq!(remaining, FIRST_IN_LINE_TICKS);
+                }
+            }
         }
+    }
+
+    #[test]
+    fn the_lowest_connected_voter_goes_first() {
+        assert!(first_in_line(&[1, 2, 3], 1, &[2, 3]));
+        assert!(!first_in_line(&[1, 2, 3], 2, &[1, 3]));
+        // Member 1 is down: 2 goes first.
+        assert!(first_in_line(&[1, 2, 3], 2, &[3]));
+        assert!(!first_in_line(&[1, 2, 3], 3, &[2]));
+        // Learners and strangers do not count.
+        assert!(first_in_line(&[2, 3], 2, &[1, 3]));
     }
 }
