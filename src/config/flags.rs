@@ -359,6 +359,12 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     if listen_client_urls.is_empty() {
         return Err(ConfigError("--listen-client-urls is empty".to_string()));
     }
+    if let Some(url) = listen_client_urls.iter().find(|url| url.tls) {
+        return Err(ConfigError(format!(
+            "{}: TLS listeners are not supported yet",
+            url.original
+        )));
+    }
     let peer_urls = list(&text(
         "initial-advertise-peer-urls",
         "http://localhost:2380",
@@ -403,6 +409,12 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     let Some(listen_peer_url) = listen_peer_urls.first().cloned() else {
         return Err(ConfigError("--listen-peer-urls is empty".to_string()));
     };
+    if listen_peer_url.tls {
+        return Err(ConfigError(format!(
+            "{}: TLS listeners are not supported yet",
+            listen_peer_url.original
+        )));
+    }
     let heartbeat_interval_ms =
         number(values, "heartbeat-interval", HEARTBEAT_INTERVAL_MS_DEFAULT)?;
     let election_timeout_ms = number(values, "election-timeout", ELECTION_TIMEOUT_MS_DEFAULT)?;
@@ -491,6 +503,8 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         wal_segment_bytes: number(values, "wal-segment-bytes", WAL_SEGMENT_BYTES_DEFAULT)?,
         quota_backend_bytes,
         auto_compaction,
+        security: super::SecurityConfig::default(),
+        listen_metrics_urls: Vec::new(),
     })
 }
 

@@ -6,12 +6,14 @@ mod auto_compaction;
 mod duration;
 mod flags;
 mod identity;
+mod security;
 mod url;
 
 pub use auto_compaction::{parse_auto_compaction, AutoCompaction, AUTO_COMPACTION_MODE_DEFAULT};
 pub use duration::parse_go_duration;
 pub use flags::{parse_args, ConfigError, Parsed};
 pub use identity::{cluster_id_of, member_id_of};
+pub use security::{SecurityConfig, TransportSecurity, SELF_SIGNED_CERT_VALIDITY_YEARS_DEFAULT};
 pub use url::ClientUrl;
 
 use std::path::PathBuf;
@@ -82,6 +84,10 @@ pub struct ServerConfig {
     pub quota_backend_bytes: i64,
     /// `--auto-compaction-mode` and `--auto-compaction-retention`; `None` when off.
     pub auto_compaction: Option<AutoCompaction>,
+    /// TLS for clients and peers (`--cert-file`, `--peer-cert-file`, ...).
+    pub security: SecurityConfig,
+    /// `--listen-metrics-urls`: extra listeners for `/metrics` and the health endpoints.
+    pub listen_metrics_urls: Vec<ClientUrl>,
 }
 
 impl ServerConfig {
