@@ -50,6 +50,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a starting member looks whether enough peers are connected to advance its
+/// election clock (see `election_clock`).
+const START_CLOCK_POLL: Duration = Duration::from_millis(10);
 /// Messages taken from the inbox in one turn (one raft batch, one fdatasync).
 pub const MESSAGES_PER_TURN_MAX: usize = 4_096;
 /// Largest raft message raft-rs may build (only matters once there are peers).
@@ -321,6 +324,11 @@ impl RaftGroup {
             // Work raft already has (a start-up campaign) is done now, not after a tick.
             let wait = if self.node.has_ready() {
                 Duration::ZERO
+            } else if start_clock == election_clock::ElectionClock::Waiting {
+                // Nothing wakes this loop when a peer connects: look again soon.
+                next_tick
+                    .saturating_duration_since(Instant::now())
+                    .min(START_CLOCK_POLL)
             } else {
                 next_tick.saturating_duration_since(Instant::now())
             };
@@ -338,11 +346,13 @@ impl RaftGroup {
                     }
                 }
             }
+            // Looked at on every turn, not only on ticks, so that the advance comes as soon as
+            // the peers are connected (the loop turns only on messages and ticks).
+            if start_clock == election_clock::ElectionClock::Waiting {
+                start_clock = self.advance_election_clock();
+            }
             if Instant::now() >= next_tick {
                 self.node.tick();
-                if start_clock == election_clock::ElectionClock::Waiting {
-                    start_clock = self.advance_election_clock();
-                }
                 self.publish_self_if_needed();
                 self.propose_expired_revokes();
                 self.propose_lease_checkpoint();
