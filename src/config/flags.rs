@@ -141,6 +141,67 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "history auto-compaction keeps: hours or a Go duration (periodic), a revision \
          count (revision); 0 turns it off",
     ),
+    // Peer TLS (etcd's names and meanings; see `peer_security`).
+    (
+        "peer-cert-file",
+        Kind::Text,
+        "path to the peer server TLS cert file",
+    ),
+    (
+        "peer-key-file",
+        Kind::Text,
+        "path to the peer server TLS key file",
+    ),
+    (
+        "peer-trusted-ca-file",
+        Kind::Text,
+        "path to the peer server TLS trusted CA file",
+    ),
+    (
+        "peer-client-cert-auth",
+        Kind::Bool,
+        "enable peer client cert authentication",
+    ),
+    (
+        "peer-crl-file",
+        Kind::Text,
+        "path to the peer certificate revocation list file",
+    ),
+    (
+        "peer-cert-allowed-cn",
+        Kind::Text,
+        "comma-separated list of allowed CNs for inter-peer TLS authentication",
+    ),
+    (
+        "peer-cert-allowed-hostname",
+        Kind::Text,
+        "comma-separated list of allowed SAN hostnames for inter-peer TLS authentication",
+    ),
+    (
+        "peer-auto-tls",
+        Kind::Bool,
+        "peer TLS using generated certificates",
+    ),
+    (
+        "peer-client-cert-file",
+        Kind::Text,
+        "path to an explicit peer client TLS cert file (else --peer-cert-file)",
+    ),
+    (
+        "peer-client-key-file",
+        Kind::Text,
+        "path to an explicit peer client TLS key file (else --peer-key-file)",
+    ),
+    (
+        "peer-skip-client-san-verification",
+        Kind::Bool,
+        "skip verification of SAN field in client certificate for peer connections",
+    ),
+    (
+        "experimental-peer-skip-client-san-verification",
+        Kind::Bool,
+        "etcd v3.5 name of --peer-skip-client-san-verification",
+    ),
 ];
 
 const ACCEPTED_NOT_IN_EFFECT: &[(&str, Kind)] = &[
@@ -409,12 +470,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     let Some(listen_peer_url) = listen_peer_urls.first().cloned() else {
         return Err(ConfigError("--listen-peer-urls is empty".to_string()));
     };
-    if listen_peer_url.tls {
-        return Err(ConfigError(format!(
-            "{}: TLS listeners are not supported yet",
-            listen_peer_url.original
-        )));
-    }
+    let peer_security = peer_security(values)?;
     let heartbeat_interval_ms =
         number(values, "heartbeat-interval", HEARTBEAT_INTERVAL_MS_DEFAULT)?;
     let election_timeout_ms = number(values, "election-timeout", ELECTION_TIMEOUT_MS_DEFAULT)?;
@@ -503,8 +559,64 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         wal_segment_bytes: number(values, "wal-segment-bytes", WAL_SEGMENT_BYTES_DEFAULT)?,
         quota_backend_bytes,
         auto_compaction,
-        security: super::SecurityConfig::default(),
+        security: super::SecurityConfig {
+            peer: peer_security,
+            ..super::SecurityConfig::default()
+        },
         listen_metrics_urls: Vec::new(),
+    })
+}
+
+/// The `--peer-*` TLS flags, as etcd reads them: the client certificate defaults to the server
+/// one at connect time (not here); `--peer-cert-allowed-cn` and `--peer-cert-allowed-hostname`
+/// are comma-separated lists and exclude each other (etcd's `TLSInfo.baseConfig`).
+fn peer_security(
+    values: &BTreeMap<String, String>,
+) -> Result<super::TransportSecurity, ConfigError> {
+    let path = |name: &str| {
+        values
+            .get(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    let flag = |name: &str| match values.get(name) {
+        None => Ok(false),
+        Some(value) => parse_bool(name, value),
+    };
+    let names = |name: &str| {
+        values
+            .get(name)
+            .map(|value| list(value).join(","))
+            .filter(|joined| !joined.is_empty())
+    };
+    let allowed_cn = names("peer-cert-allowed-cn");
+    let allowed_hostname = names("peer-cert-allowed-hostname");
+    if let (Some(cns), Some(hostnames)) = (&allowed_cn, &allowed_hostname) {
+        return Err(ConfigError(format!(
+            "AllowedCNs and AllowedHostnames are mutually exclusive (cns=[{cns}], hostnames=[{hostnames}])"
+        )));
+    }
+    let client_cert_file = path("peer-client-cert-file");
+    let client_key_file = path("peer-client-key-file");
+    if client_cert_file.is_some() != client_key_file.is_some() {
+        return Err(ConfigError(
+            "--peer-client-cert-file and --peer-client-key-file must both be present or both absent"
+                .to_string(),
+        ));
+    }
+    Ok(super::TransportSecurity {
+        cert_file: path("peer-cert-file"),
+        key_file: path("peer-key-file"),
+        trusted_ca_file: path("peer-trusted-ca-file"),
+        client_cert_auth: flag("peer-client-cert-auth")?,
+        crl_file: path("peer-crl-file"),
+        allowed_hostname,
+        allowed_cn,
+        client_cert_file,
+        client_key_file,
+        auto_tls: flag("peer-auto-tls")?,
+        skip_client_san_verification: flag("peer-skip-client-san-verification")?
+            || flag("experimental-peer-skip-client-san-verification")?,
     })
 }
 
@@ -649,5 +761,51 @@ mod tests {
     fn listen_requires_advertise() {
         let error = run(&["--listen-client-urls=http://127.0.0.1:1"], &[]).expect_err("must fail");
         assert!(error.0.contains("advertise-client-urls"));
+    }
+
+    #[test]
+    fn peer_tls_flags_fill_the_peer_security_settings() {
+        let config = run(
+            &[
+                "--listen-peer-urls=https://127.0.0.1:2390",
+                "--peer-cert-file=/p/peer.crt",
+                "--peer-key-file=/p/peer.key",
+                "--peer-trusted-ca-file=/p/ca.crt",
+                "--peer-client-cert-auth=true",
+                "--peer-cert-allowed-cn=etcd-a, etcd-b",
+                "--peer-skip-client-san-verification",
+            ],
+            &[("ETCD_PEER_CRL_FILE", "/p/revoked.crl")],
+        )
+        .expect("parses");
+        assert!(config.listen_peer_url.tls);
+        let peer = &config.security.peer;
+        assert_eq!(peer.cert_file, Some(PathBuf::from("/p/peer.crt")));
+        assert_eq!(peer.key_file, Some(PathBuf::from("/p/peer.key")));
+        assert_eq!(peer.trusted_ca_file, Some(PathBuf::from("/p/ca.crt")));
+        assert_eq!(peer.crl_file, Some(PathBuf::from("/p/revoked.crl")));
+        assert!(peer.client_cert_auth);
+        assert_eq!(peer.allowed_cn.as_deref(), Some("etcd-a,etcd-b"));
+        assert!(peer.skip_client_san_verification);
+        assert!(!peer.auto_tls);
+        assert_eq!(
+            config.security.client,
+            super::super::TransportSecurity::default()
+        );
+    }
+
+    #[test]
+    fn peer_allowed_cn_and_hostname_exclude_each_other() {
+        let error = run(
+            &[
+                "--peer-cert-allowed-cn=a",
+                "--peer-cert-allowed-hostname=b.example",
+            ],
+            &[],
+        )
+        .expect_err("refused");
+        assert!(error.0.contains("mutually exclusive"), "{error}");
+        let error = run(&["--peer-client-cert-file=/p/c.crt"], &[]).expect_err("refused");
+        assert!(error.0.contains("both"), "{error}");
     }
 }
