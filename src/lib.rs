@@ -41,6 +41,7 @@ pub mod raft;
 pub mod server;
 pub mod shard;
 pub mod store;
+pub mod tls;
 pub mod watch;
 
 pub use capstan_wal::failpoint;

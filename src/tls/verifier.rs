@@ -1,0 +1,246 @@
+//! [`ClientCertPolicy`]: how a listener checks the certificates its clients present —
+//! against `--trusted-ca-file`, minus the revoked ones of `--client-crl-file`, and, when set,
+//! only certificates valid for `--client-cert-allowed-hostname` or with the
+//! `--peer-cert-allowed-cn` common name.
+//!
+//! Like etcd, which re-reads the CRL on every connection, the CA bundle and the CRL are
+//! reloaded for new handshakes when their files change (checked at most once per
+//! [`super::RELOAD_CHECK_INTERVAL`]); a changed file that does not load is logged and the
+//! previous one stays in force.
+//!
+//! No CA names are sent in the CertificateRequest (the hint list is empty, which tells a
+//! client to send whatever certificate it has): the hints could not follow a reloaded CA.
+
+use super::files::{read_certificates, read_crls, stamps_of, FileStamp};
+use super::identity::common_name_of;
+use super::{TlsError, RELOAD_CHECK_INTERVAL};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
+use rustls::{Error, SignatureScheme};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Requires and verifies client certificates (etcd's `RequireAndVerifyClientCert`).
+#[derive(Debug)]
+pub struct ClientCertPolicy {
+    trusted_ca_file: PathBuf,
+    crl_file: Option<PathBuf>,
+    allowed_hostname: Option<String>,
+    allowed_cn: Option<String>,
+    provider: Arc<CryptoProvider>,
+    state: Mutex<VerifierState>,
+}
+
+#[derive(Debug)]
+struct VerifierState {
+    inner: Arc<dyn ClientCertVerifier>,
+    stamps: Vec<Option<FileStamp>>,
+    checked_at: Instant,
+}
+
+impl ClientCertPolicy {
+    /// Loads the CA bundle (and CRL) now; an error here is a start-up error.
+    pub fn new(
+        trusted_ca_file: &Path,
+        crl_file: Option<&Path>,
+        allowed_hostname: Option<String>,
+        allowed_cn: Option<String>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<ClientCertPolicy, TlsError> {
+        if let Some(hostname) = &allowed_hostname {
+            ServerName::try_from(hostname.as_str()).map_err(|_| {
+                TlsError::Missing(format!(
+                    "--client-cert-allowed-hostname {hostname:?} is not a host name or IP address"
+                ))
+            })?;
+        }
+        let stamps = stamp_files(trusted_ca_file, crl_file);
+        let inner = build_webpki_verifier(trusted_ca_file, crl_file, &provider)?;
+        Ok(ClientCertPolicy {
+            trusted_ca_file: trusted_ca_file.to_path_buf(),
+            crl_file: crl_file.map(Path::to_path_buf),
+            allowed_hostname,
+            allowed_cn,
+            provider,
+            state: Mutex::new(VerifierState {
+                inner,
+                stamps,
+                checked_at: Instant::now(),
+            }),
+        })
+    }
+
+    /// The verifier for a new handshake, reloaded first if the files changed.
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        // `VerifierState` is only replaced by whole loaded values: a poisoned lock still holds
+        // a usable verifier.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.checked_at.elapsed() >= RELOAD_CHECK_INTERVAL {
+            state.checked_at = Instant::now();
+            let stamps = stamp_files(&self.trusted_ca_file, self.crl_file.as_deref());
+            if stamps != state.stamps {
+                match build_webpki_verifier(
+                    &self.trusted_ca_file,
+                    self.crl_file.as_deref(),
+                    &self.provider,
+                ) {
+                    Ok(inner) => {
+                        tracing::info!(
+                            trusted_ca_file = %self.trusted_ca_file.display(),
+                            "reloaded the trusted CA / CRL; new handshakes use them"
+                        );
+                        state.inner = inner;
+                        state.stamps = stamps;
+                    }
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "the trusted CA or CRL file changed but does not load; keeping the \
+                         previous one"
+                    ),
+                }
+            }
+        }
+        state.inner.clone()
+    }
+
+    fn check_allowed_names(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
+        if let Some(hostname) = &self.allowed_hostname {
+            let name = ServerName::try_from(hostname.as_str())
+                .map_err(|_| Error::InvalidCertificate(CertificateError::NotValidForName))?;
+            let certificate = webpki::EndEntityCert::try_from(end_entity)
+                .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+            if certificate.verify_is_valid_for_subject_name(&name).is_err() {
+                tracing::warn!(
+                    allowed_hostname = %hostname,
+                    "rejected a client certificate: not valid for the allowed hostname"
+                );
+                return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
+            }
+        }
+        if let Some(allowed_cn) = &self.allowed_cn {
+            let common_name = common_name_of(end_entity);
+            if common_name.as_deref() != Some(allowed_cn.as_str()) {
+                tracing::warn!(
+                    %allowed_cn,
+                    common_name = common_name.as_deref().unwrap_or(""),
+                    "rejected a certificate: its CN is not the allowed CN"
+                );
+                return Err(Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stamp_files(trusted_ca_file: &Path, crl_file: Option<&Path>) -> Vec<Option<FileStamp>> {
+    match crl_file {
+        Some(crl_file) => stamps_of(&[trusted_ca_file, crl_file]),
+        None => stamps_of(&[trusted_ca_file]),
+    }
+}
+
+fn build_webpki_verifier(
+    trusted_ca_file: &Path,
+    crl_file: Option<&Path>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let roots = root_store(trusted_ca_file)?;
+    let mut builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    if let Some(crl_file) = crl_file {
+        // etcd checks the serials of the chain against the list; a CRL from another issuer
+        // says nothing about a certificate, so an unknown status is not a refusal.
+        builder = builder
+            .with_crls(read_crls(crl_file)?)
+            .allow_unknown_revocation_status();
+    }
+    builder.build().map_err(|error| {
+        TlsError::rustls(
+            format!("trusted CA file {}", trusted_ca_file.display()),
+            error,
+        )
+    })
+}
+
+/// A root store of every certificate in a CA bundle; a bundle with none usable is an error.
+pub(crate) fn root_store(trusted_ca_file: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(read_certificates(trusted_ca_file)?);
+    if added == 0 {
+        return Err(TlsError::Pem {
+            path: trusted_ca_file.to_path_buf(),
+            reason: "no usable CA certificate".into(),
+        });
+    }
+    Ok(Arc::new(roots))
+}
+
+impl ClientCertVerifier for ClientCertPolicy {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let verified = self
+            .current()
+            .verify_client_cert(end_entity, intermediates, now)?;
+        self.check_allowed_names(end_entity)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
