@@ -141,6 +141,73 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "history auto-compaction keeps: hours or a Go duration (periodic), a revision \
          count (revision); 0 turns it off",
     ),
+    // Client TLS and the member-wide TLS settings (see `client_security`, `tls_settings`).
+    (
+        "cert-file",
+        Kind::Text,
+        "path to the client server TLS cert file",
+    ),
+    (
+        "key-file",
+        Kind::Text,
+        "path to the client server TLS key file",
+    ),
+    (
+        "trusted-ca-file",
+        Kind::Text,
+        "path to the client server TLS trusted CA cert file (client certificates are then \
+         required, as in etcd)",
+    ),
+    (
+        "client-cert-auth",
+        Kind::Bool,
+        "enable client cert authentication",
+    ),
+    (
+        "client-crl-file",
+        Kind::Text,
+        "path to the client certificate revocation list file",
+    ),
+    (
+        "client-cert-allowed-hostname",
+        Kind::Text,
+        "comma-separated list of SAN hostnames allowed for client cert authentication",
+    ),
+    (
+        "client-cert-file",
+        Kind::Text,
+        "path to an explicit client TLS cert file (else --cert-file)",
+    ),
+    (
+        "client-key-file",
+        Kind::Text,
+        "path to an explicit client TLS key file (else --key-file)",
+    ),
+    (
+        "auto-tls",
+        Kind::Bool,
+        "client TLS using generated certificates",
+    ),
+    (
+        "self-signed-cert-validity",
+        Kind::Number,
+        "validity in years of the certificates --auto-tls and --peer-auto-tls make (default 1)",
+    ),
+    (
+        "cipher-suites",
+        Kind::Text,
+        "comma-separated list of TLS 1.2 cipher suites (Go names; empty: rustls's defaults)",
+    ),
+    (
+        "tls-min-version",
+        Kind::Text,
+        "minimum TLS version: TLS1.2 or TLS1.3 (default TLS1.2)",
+    ),
+    (
+        "tls-max-version",
+        Kind::Text,
+        "maximum TLS version: TLS1.2 or TLS1.3 (default: no maximum)",
+    ),
     // Peer TLS (etcd's names and meanings; see `peer_security`).
     (
         "peer-cert-file",
@@ -420,12 +487,6 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     if listen_client_urls.is_empty() {
         return Err(ConfigError("--listen-client-urls is empty".to_string()));
     }
-    if let Some(url) = listen_client_urls.iter().find(|url| url.tls) {
-        return Err(ConfigError(format!(
-            "{}: TLS listeners are not supported yet",
-            url.original
-        )));
-    }
     let peer_urls = list(&text(
         "initial-advertise-peer-urls",
         "http://localhost:2380",
@@ -471,6 +532,8 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         return Err(ConfigError("--listen-peer-urls is empty".to_string()));
     };
     let peer_security = peer_security(values)?;
+    let security = tls_settings(values, client_security(values)?, peer_security)?;
+    check_client_urls_have_a_certificate(&listen_client_urls, &security.client)?;
     let heartbeat_interval_ms =
         number(values, "heartbeat-interval", HEARTBEAT_INTERVAL_MS_DEFAULT)?;
     let election_timeout_ms = number(values, "election-timeout", ELECTION_TIMEOUT_MS_DEFAULT)?;
@@ -559,12 +622,100 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         wal_segment_bytes: number(values, "wal-segment-bytes", WAL_SEGMENT_BYTES_DEFAULT)?,
         quota_backend_bytes,
         auto_compaction,
-        security: super::SecurityConfig {
-            peer: peer_security,
-            ..super::SecurityConfig::default()
-        },
+        security,
         listen_metrics_urls: Vec::new(),
     })
+}
+
+/// The client TLS flags (`--cert-file`, `--key-file`, `--trusted-ca-file`, ...), as etcd reads
+/// them.
+fn client_security(
+    values: &BTreeMap<String, String>,
+) -> Result<super::TransportSecurity, ConfigError> {
+    let path = |name: &str| {
+        values
+            .get(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    let flag = |name: &str| match values.get(name) {
+        None => Ok(false),
+        Some(value) => parse_bool(name, value),
+    };
+    let client_cert_file = path("client-cert-file");
+    let client_key_file = path("client-key-file");
+    if client_cert_file.is_some() != client_key_file.is_some() {
+        return Err(ConfigError(
+            "--client-cert-file and --client-key-file must both be present or both absent"
+                .to_string(),
+        ));
+    }
+    Ok(super::TransportSecurity {
+        cert_file: path("cert-file"),
+        key_file: path("key-file"),
+        trusted_ca_file: path("trusted-ca-file"),
+        client_cert_auth: flag("client-cert-auth")?,
+        crl_file: path("client-crl-file"),
+        allowed_hostname: values
+            .get("client-cert-allowed-hostname")
+            .map(|value| list(value).join(","))
+            .filter(|joined| !joined.is_empty()),
+        allowed_cn: None,
+        client_cert_file,
+        client_key_file,
+        auto_tls: flag("auto-tls")?,
+        skip_client_san_verification: false,
+    })
+}
+
+/// The member-wide TLS settings (`--cipher-suites`, `--tls-min-version`, `--tls-max-version`,
+/// `--self-signed-cert-validity`), checked now so a bad value stops start-up with etcd's
+/// message.
+fn tls_settings(
+    values: &BTreeMap<String, String>,
+    client: super::TransportSecurity,
+    peer: super::TransportSecurity,
+) -> Result<super::SecurityConfig, ConfigError> {
+    let self_signed_cert_validity_years = number(
+        values,
+        "self-signed-cert-validity",
+        u64::from(super::SELF_SIGNED_CERT_VALIDITY_YEARS_DEFAULT),
+    )?;
+    if self_signed_cert_validity_years == 0 {
+        return Err(ConfigError(
+            "--self-signed-cert-validity must be at least 1 (year)".to_string(),
+        ));
+    }
+    let security = super::SecurityConfig {
+        client,
+        peer,
+        cipher_suites: values
+            .get("cipher-suites")
+            .map(|value| list(value))
+            .unwrap_or_default(),
+        tls_min_version: values.get("tls-min-version").cloned(),
+        tls_max_version: values.get("tls-max-version").cloned(),
+        self_signed_cert_validity_years: u32::try_from(self_signed_cert_validity_years)
+            .map_err(|_| ConfigError("--self-signed-cert-validity is too large".to_string()))?,
+    };
+    crate::tls::crypto_policy(&security).map_err(|error| ConfigError(error.to_string()))?;
+    Ok(security)
+}
+
+/// etcd refuses an https client URL without a certificate (unless `--auto-tls` makes one).
+fn check_client_urls_have_a_certificate(
+    urls: &[ClientUrl],
+    client: &super::TransportSecurity,
+) -> Result<(), ConfigError> {
+    let has_certificate = client.cert_file.is_some() && client.key_file.is_some();
+    match urls.iter().find(|url| url.tls) {
+        Some(url) if !has_certificate && !client.auto_tls => Err(ConfigError(format!(
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url {} with \
+             HTTPS scheme",
+            url.original
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The `--peer-*` TLS flags, as etcd reads them: the client certificate defaults to the server
@@ -761,6 +912,70 @@ mod tests {
     fn listen_requires_advertise() {
         let error = run(&["--listen-client-urls=http://127.0.0.1:1"], &[]).expect_err("must fail");
         assert!(error.0.contains("advertise-client-urls"));
+    }
+
+    #[test]
+    fn client_tls_flags_fill_the_client_security_settings() {
+        let config = run(
+            &[
+                "--listen-client-urls=https://127.0.0.1:2379,http://127.0.0.1:22379",
+                "--advertise-client-urls=https://127.0.0.1:2379",
+                "--cert-file=/c/server.crt",
+                "--key-file=/c/server.key",
+                "--trusted-ca-file=/c/ca.crt",
+                "--client-cert-auth",
+                "--client-cert-allowed-hostname=client.example",
+                "--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "--tls-max-version=TLS1.2",
+            ],
+            &[("ETCD_CLIENT_CRL_FILE", "/c/revoked.crl")],
+        )
+        .expect("parses");
+        assert!(config.listen_client_urls[0].tls);
+        assert!(!config.listen_client_urls[1].tls);
+        let client = &config.security.client;
+        assert_eq!(client.cert_file, Some(PathBuf::from("/c/server.crt")));
+        assert_eq!(client.key_file, Some(PathBuf::from("/c/server.key")));
+        assert_eq!(client.trusted_ca_file, Some(PathBuf::from("/c/ca.crt")));
+        assert_eq!(client.crl_file, Some(PathBuf::from("/c/revoked.crl")));
+        assert_eq!(client.allowed_hostname.as_deref(), Some("client.example"));
+        assert!(client.client_cert_auth);
+        assert_eq!(
+            config.security.cipher_suites,
+            vec!["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()]
+        );
+        assert_eq!(config.security.tls_max_version.as_deref(), Some("TLS1.2"));
+    }
+
+    #[test]
+    fn https_client_urls_need_a_certificate_and_tls_settings_are_checked() {
+        let https = [
+            "--listen-client-urls=https://127.0.0.1:2379",
+            "--advertise-client-urls=https://127.0.0.1:2379",
+        ];
+        let error = run(&https, &[]).expect_err("no certificate");
+        assert_eq!(
+            error.0,
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+             https://127.0.0.1:2379 with HTTPS scheme"
+        );
+        let mut auto = https.to_vec();
+        auto.push("--auto-tls");
+        assert!(
+            run(&auto, &[])
+                .expect("auto-tls makes one")
+                .security
+                .client
+                .auto_tls
+        );
+        let error = run(&["--cipher-suites=TLS_FOO"], &[]).expect_err("unknown suite");
+        assert_eq!(error.0, "unexpected TLS cipher suite \"TLS_FOO\"");
+        let error = run(&["--tls-min-version=TLS1.0"], &[]).expect_err("old version");
+        assert!(
+            error.0.starts_with("tls-min-version is invalid"),
+            "{}",
+            error.0
+        );
     }
 
     #[test]

@@ -4,12 +4,22 @@
 //! `shard::listen`), so the kernel spreads connections over the shards and each connection
 //! lives, end to end, on the shard that accepted it. A shard accepts only once the member
 //! serves; until then the kernel queues connections (see `shard::runtime`).
+//!
+//! An `https://` listener runs the TLS handshake in the connection's own task (the accept loop
+//! never waits on a client), bounded by [`HANDSHAKE_TIMEOUT`]; then the same HTTP/2 path runs
+//! over the TLS stream. A failed handshake — garbage, plaintext on a TLS port, a refused client
+//! certificate — closes that connection only. The verified client certificate's CN is put into
+//! every request's extensions as a [`ClientIdentity`] (the auth service's user name for
+//! certificate-authenticated calls).
 
 use super::authority::Limits;
 use super::authority_io::AuthorityShim;
 use super::routes;
 use crate::shard::{ShardContext, Shutdown};
+use crate::tls::ClientIdentity;
 use bytes::Bytes;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures_rustls::TlsAcceptor;
 use glommio::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
@@ -33,7 +43,7 @@ pub const RESET_STREAMS_MAX: usize = 64;
 pub const LOCAL_ERROR_RESETS_MAX: usize = 1024;
 /// Largest HPACK-encoded header block of a client whose `:authority` is being rewritten.
 pub const HEADER_BLOCK_BYTES_MAX: usize = 256 * 1024;
-/// Time a new connection has to complete the HTTP/2 handshake.
+/// Time a new connection has to complete the TLS handshake, and again the HTTP/2 handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn http2_builder() -> h2::server::Builder {
@@ -51,8 +61,20 @@ fn http2_builder() -> h2::server::Builder {
     builder
 }
 
+/// What a client listener speaks: plaintext (`http://`) or TLS (`https://`).
+#[derive(Clone)]
+pub enum ListenerSecurity {
+    Plaintext,
+    Tls(TlsAcceptor),
+}
+
 /// Accepts connections until shutdown, spawning one task per connection.
-pub async fn serve_listener(context: Rc<ShardContext>, listener: TcpListener, shutdown: Shutdown) {
+pub async fn serve_listener(
+    context: Rc<ShardContext>,
+    listener: TcpListener,
+    security: ListenerSecurity,
+    shutdown: Shutdown,
+) {
     let shard = context.shard_id;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -77,12 +99,66 @@ pub async fn serve_listener(context: Rc<ShardContext>, listener: TcpListener, sh
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(shard, %error, "set_nodelay failed");
         }
-        glommio::spawn_local(serve_connection(context.clone(), stream, shutdown.clone())).detach();
+        glommio::spawn_local(serve_accepted(
+            context.clone(),
+            stream,
+            security.clone(),
+            shutdown.clone(),
+        ))
+        .detach();
     }
     tracing::info!(shard, "stopped accepting client connections");
 }
 
-async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream, shutdown: Shutdown) {
+/// Runs one accepted connection: the TLS handshake first on a TLS listener, then HTTP/2.
+async fn serve_accepted(
+    context: Rc<ShardContext>,
+    stream: TcpStream,
+    security: ListenerSecurity,
+    shutdown: Shutdown,
+) {
+    match security {
+        ListenerSecurity::Plaintext => serve_connection(context, stream, None, shutdown).await,
+        ListenerSecurity::Tls(acceptor) => {
+            let shard = context.shard_id;
+            let handshaken =
+                futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
+                    glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+                    None
+                })
+                .await;
+            let stream = match handshaken {
+                Some(Ok(stream)) => stream,
+                Some(Err(error)) => {
+                    tracing::debug!(shard, %error, "TLS handshake failed; closing the connection");
+                    return;
+                }
+                None => {
+                    tracing::debug!(shard, "TLS handshake timed out; closing the connection");
+                    return;
+                }
+            };
+            let identity = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(ClientIdentity::of_certificate);
+            serve_connection(context, stream, identity, shutdown).await;
+        }
+    }
+}
+
+/// HTTP/2 over one connection's stream (TCP or TLS); `identity` is the verified client
+/// certificate's, handed to every request.
+async fn serve_connection<S>(
+    context: Rc<ShardContext>,
+    stream: S,
+    identity: Option<ClientIdentity>,
+    shutdown: Shutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let shard = context.shard_id;
     // grpc-go clients of etcd 3.4 may send a URL as :authority, which h2 rejects.
     let stream = AuthorityShim::new(
@@ -127,7 +203,10 @@ async fn serve_connection(context: Rc<ShardContext>, stream: TcpStream, shutdown
                 shutting_down = true;
                 connection.graceful_shutdown();
             }
-            Some(Some(Ok((request, respond)))) => {
+            Some(Some(Ok((mut request, respond)))) => {
+                if let Some(identity) = &identity {
+                    request.extensions_mut().insert(identity.clone());
+                }
                 glommio::spawn_local(routes::dispatch(context.clone(), request, respond)).detach();
             }
             Some(Some(Err(error))) => {

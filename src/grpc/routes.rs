@@ -55,6 +55,13 @@ pub async fn dispatch(
     respond: SendResponse<Bytes>,
 ) {
     let (parts, body) = request.into_parts();
+    if let Some(identity) = parts.extensions.get::<crate::tls::ClientIdentity>() {
+        tracing::debug!(
+            common_name = identity.common_name.as_deref().unwrap_or(""),
+            path = parts.uri.path(),
+            "call on a connection with a verified client certificate"
+        );
+    }
     if !is_grpc(&parts) {
         send_http_status(respond, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
         return;

@@ -8,8 +8,10 @@
 //!   are in flight, and completes each waiting call when its result arrives.
 //! - [`context`] is the per-shard state a call handler sees.
 //! - [`listen`] makes each shard's listening socket on the shared client port.
+//! - [`client_tls`] decides which client listeners speak TLS, and with which certificate.
 //! - [`shutdown`] is the process-wide stop signal (SIGINT/SIGTERM).
 
+pub mod client_tls;
 pub mod context;
 pub mod listen;
 pub mod message;

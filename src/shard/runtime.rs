@@ -263,6 +263,8 @@ struct Shared {
     durable: DurableHandle,
     /// What the page store held at start-up, taken by the raft group.
     loaded: Arc<std::sync::Mutex<Option<LoadedState>>>,
+    /// The TLS configuration of the `https://` client listeners (see `shard::client_tls`).
+    client_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Opens (or creates) the page store, reads the state it holds and starts its writer thread.
@@ -415,6 +417,7 @@ fn initial_member_list(config: &ServerConfig) -> MemberList {
 
 /// Runs the server until SIGINT/SIGTERM or a fatal error.
 pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
+    let client_tls = super::client_tls::client_tls_config(&config).map_err(RunError::Startup)?;
     check_ports_free(&config)?;
     let cpus = usable_cpus();
     let shard_count = if config.shards == 0 {
@@ -442,6 +445,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         incarnation,
         durable,
         loaded: Arc::new(std::sync::Mutex::new(loaded)),
+        client_tls,
     };
     let mut owner_inboxes: Vec<SharedReceiver<ToOwner>> = Vec::new();
     let mut owner_outboxes: Vec<SharedSender<ToShard>> = Vec::new();
@@ -796,10 +800,12 @@ async fn serve_shard(
     if !catch_up_with_the_leader(&context, &shared).await {
         return Ok(());
     }
-    for socket in client_sockets {
+    let securities = super::client_tls::listener_securities(&config, shared.client_tls.as_ref());
+    for (socket, security) in client_sockets.into_iter().zip(securities) {
         glommio::spawn_local(serve_listener(
             context.clone(),
             listener_on_this_shard(socket),
+            security,
             shared.shutdown.clone(),
         ))
         .detach();

@@ -1,7 +1,7 @@
 //! [`ClientCertPolicy`]: how a listener checks the certificates its clients present —
 //! against `--trusted-ca-file`, minus the revoked ones of `--client-crl-file`, and, when set,
-//! only certificates valid for `--client-cert-allowed-hostname` or with the
-//! `--peer-cert-allowed-cn` common name.
+//! only certificates valid for one of `--client-cert-allowed-hostname` (a comma-separated
+//! list) or with one of the `--peer-cert-allowed-cn` common names.
 //!
 //! Like etcd, which re-reads the CRL on every connection, the CA bundle and the CRL are
 //! reloaded for new handshakes when their files change (checked at most once per
@@ -30,8 +30,10 @@ use std::time::Instant;
 pub struct ClientCertPolicy {
     trusted_ca_file: PathBuf,
     crl_file: Option<PathBuf>,
-    allowed_hostname: Option<String>,
-    allowed_cn: Option<String>,
+    /// Any of these (empty: no restriction).
+    allowed_hostnames: Vec<String>,
+    /// Any of these (empty: no restriction).
+    allowed_cns: Vec<String>,
     provider: Arc<CryptoProvider>,
     state: Mutex<VerifierState>,
 }
@@ -52,10 +54,11 @@ impl ClientCertPolicy {
         allowed_cn: Option<String>,
         provider: Arc<CryptoProvider>,
     ) -> Result<ClientCertPolicy, TlsError> {
-        if let Some(hostname) = &allowed_hostname {
+        let allowed_hostnames = split_names(allowed_hostname.as_deref());
+        for hostname in &allowed_hostnames {
             ServerName::try_from(hostname.as_str()).map_err(|_| {
                 TlsError::Missing(format!(
-                    "--client-cert-allowed-hostname {hostname:?} is not a host name or IP address"
+                    "allowed hostname {hostname:?} is not a host name or IP address"
                 ))
             })?;
         }
@@ -64,8 +67,8 @@ impl ClientCertPolicy {
         Ok(ClientCertPolicy {
             trusted_ca_file: trusted_ca_file.to_path_buf(),
             crl_file: crl_file.map(Path::to_path_buf),
-            allowed_hostname,
-            allowed_cn,
+            allowed_hostnames,
+            allowed_cns: split_names(allowed_cn.as_deref()),
             provider,
             state: Mutex::new(VerifierState {
                 inner,
@@ -111,27 +114,31 @@ impl ClientCertPolicy {
         state.inner.clone()
     }
 
+    /// etcd's `AllowedHostnames` / `AllowedCNs`: the certificate must be valid for one of the
+    /// host names, or have one of the CNs.
     fn check_allowed_names(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
-        if let Some(hostname) = &self.allowed_hostname {
-            let name = ServerName::try_from(hostname.as_str())
-                .map_err(|_| Error::InvalidCertificate(CertificateError::NotValidForName))?;
+        if !self.allowed_hostnames.is_empty() {
             let certificate = webpki::EndEntityCert::try_from(end_entity)
                 .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            if certificate.verify_is_valid_for_subject_name(&name).is_err() {
+            let valid_for_one = self.allowed_hostnames.iter().any(|hostname| {
+                ServerName::try_from(hostname.as_str())
+                    .is_ok_and(|name| certificate.verify_is_valid_for_subject_name(&name).is_ok())
+            });
+            if !valid_for_one {
                 tracing::warn!(
-                    allowed_hostname = %hostname,
-                    "rejected a client certificate: not valid for the allowed hostname"
+                    allowed_hostnames = self.allowed_hostnames.join(","),
+                    "rejected a client certificate: not valid for an allowed hostname"
                 );
                 return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
             }
         }
-        if let Some(allowed_cn) = &self.allowed_cn {
-            let common_name = common_name_of(end_entity);
-            if common_name.as_deref() != Some(allowed_cn.as_str()) {
+        if !self.allowed_cns.is_empty() {
+            let common_name = common_name_of(end_entity).unwrap_or_default();
+            if !self.allowed_cns.contains(&common_name) {
                 tracing::warn!(
-                    %allowed_cn,
-                    common_name = common_name.as_deref().unwrap_or(""),
-                    "rejected a certificate: its CN is not the allowed CN"
+                    allowed_cns = self.allowed_cns.join(","),
+                    %common_name,
+                    "rejected a certificate: its CN is not an allowed CN"
                 );
                 return Err(Error::InvalidCertificate(
                     CertificateError::ApplicationVerificationFailure,
@@ -140,6 +147,17 @@ impl ClientCertPolicy {
         }
         Ok(())
     }
+}
+
+/// A comma-separated list of names (the config keeps etcd's lists joined with commas).
+fn split_names(names: Option<&str>) -> Vec<String> {
+    names
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn stamp_files(trusted_ca_file: &Path, crl_file: Option<&Path>) -> Vec<Option<FileStamp>> {
