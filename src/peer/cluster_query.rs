@@ -1,11 +1,16 @@
 //! How a member joining an existing cluster learns the cluster id: before it starts, it asks
 //! the members named in `--initial-cluster` over their peer ports (a handshake with
 //! [`FLAG_CLUSTER_QUERY`](super::wire::FLAG_CLUSTER_QUERY)); the first to answer tells it.
-//! Blocking std sockets: this runs once, before any executor starts.
+//! Blocking std sockets: this runs once, before any executor starts. A member at an `https://`
+//! peer url is asked over TLS (a blocking rustls stream), with the same client configuration
+//! as the peer transport's.
 
+use super::tls::server_name;
+use super::transport::PeerAddress;
 use super::wire::{Handshake, HANDSHAKE_BYTES};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Time for one member to answer.
@@ -13,19 +18,42 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between rounds over all members.
 const ROUND_PAUSE: Duration = Duration::from_millis(200);
 
-/// Asks member `peer_id` at `address` which cluster it is in.
-pub fn ask(address: SocketAddr, local_id: u64, peer_id: u64) -> io::Result<u64> {
-    let mut stream = TcpStream::connect_timeout(&address, ANSWER_TIMEOUT)?;
+/// Asks `peer` which cluster it is in; `tls` is the peer client configuration, needed when
+/// its url is `https://`.
+pub fn ask(
+    peer: &PeerAddress,
+    local_id: u64,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> io::Result<u64> {
+    let peer_id = peer.id;
+    let stream = TcpStream::connect_timeout(&peer.address, ANSWER_TIMEOUT)?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
     let query = Handshake {
         cluster_id: 0,
         from_id: local_id,
         to_id: peer_id,
-    };
-    stream.write_all(&query.encode_query())?;
+    }
+    .encode_query();
     let mut bytes = [0u8; HANDSHAKE_BYTES];
-    stream.read_exact(&mut bytes)?;
+    match &peer.tls_host {
+        None => exchange(stream, &query, &mut bytes)?,
+        Some(host) => {
+            let config = tls.cloned().ok_or_else(|| {
+                io::Error::other(
+                    "peer url is https but this member has no peer TLS settings \
+                     (--peer-trusted-ca-file, --peer-auto-tls)",
+                )
+            })?;
+            let connection = rustls::ClientConnection::new(config, server_name(host)?)
+                .map_err(io::Error::other)?;
+            exchange(
+                rustls::StreamOwned::new(connection, stream),
+                &query,
+                &mut bytes,
+            )?;
+        }
+    }
     let answer = Handshake::decode(&bytes)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
     if answer.from_id != peer_id || answer.to_id != local_id || answer.cluster_id == 0 {
@@ -40,19 +68,33 @@ pub fn ask(address: SocketAddr, local_id: u64, peer_id: u64) -> io::Result<u64> 
     Ok(answer.cluster_id)
 }
 
-/// Asks `peers` (id, address) in turn until one answers or `patience` runs out.
+/// Sends the query and reads the answer (the TLS handshake, if any, happens on the write).
+fn exchange(
+    mut stream: impl Read + Write,
+    query: &[u8; HANDSHAKE_BYTES],
+    answer: &mut [u8; HANDSHAKE_BYTES],
+) -> io::Result<()> {
+    stream.write_all(query)?;
+    stream.flush()?;
+    stream.read_exact(answer)
+}
+
+/// Asks `peers` in turn until one answers or `patience` runs out.
 pub fn discover(
     local_id: u64,
-    peers: &[(u64, SocketAddr)],
+    peers: &[PeerAddress],
+    tls: Option<&Arc<rustls::ClientConfig>>,
     patience: Duration,
 ) -> Result<u64, String> {
     let deadline = Instant::now() + patience;
     let mut last_error = String::from("no other member in --initial-cluster");
     loop {
-        for (peer_id, address) in peers {
-            match ask(*address, local_id, *peer_id) {
+        for peer in peers {
+            match ask(peer, local_id, tls) {
                 Ok(cluster_id) => return Ok(cluster_id),
-                Err(error) => last_error = format!("member {peer_id:x} at {address}: {error}"),
+                Err(error) => {
+                    last_error = format!("member {:x} at {}: {error}", peer.id, peer.address)
+                }
             }
         }
         if peers.is_empty() || Instant::now() >= deadline {

@@ -4,8 +4,16 @@
 //! logged); the remote member reconnects. A newer connection from the same member replaces the
 //! older one, so a peer that restarted (or whose host vanished without closing its sockets)
 //! never leaves a stale reader behind.
+//!
+//! On a TLS peer port ([`super::tls`]) the TLS handshake and its certificate checks run in the
+//! connection's own task, never in the accept loop; the 32-byte handshake and the frames then
+//! travel inside TLS unchanged. Refusals are logged one line each, at most one per
+//! [`REFUSAL_LOG_INTERVAL`] (the line counts those not logged), so a peer retrying with a bad
+//! certificate, or a scanner, cannot flood the log.
 
 use super::frame_reader::{FrameError, FrameReader};
+use super::stream::PeerStream;
+use super::tls::PeerTlsError;
 use super::transport::Shared;
 use super::wire::{Handshake, HandshakeError, HANDSHAKE_BYTES};
 use crate::shard::listen::{bind_listener, PortSharing};
@@ -15,7 +23,7 @@ use glommio::task::JoinHandle;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Pending connections the kernel queues on the peer port.
 pub const PEER_LISTEN_BACKLOG: i32 = 128;
@@ -25,6 +33,8 @@ pub const INBOUND_CONNECTIONS_MAX: usize = 256;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// At most one refused connection is logged per this interval.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One inbound connection being served.
 pub(super) struct InboundConnection {
@@ -82,6 +92,8 @@ pub(super) async fn accept_loop(shared: Rc<Shared>, listener: TcpListener) {
 enum Refusal {
     #[error("{0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Tls(#[from] PeerTlsError),
     #[error("no handshake within {HANDSHAKE_TIMEOUT:?}")]
     HandshakeTimeout,
     #[error(transparent)]
@@ -101,10 +113,13 @@ enum Refusal {
 async fn serve_connection(
     shared: Rc<Shared>,
     number: u64,
-    mut stream: TcpStream,
+    stream: TcpStream,
     remote: Option<SocketAddr>,
 ) {
-    let result = serve_frames(&shared, number, &mut stream, remote).await;
+    let result = match shared.tls.accept(stream, remote).await {
+        Ok(mut stream) => serve_frames(&shared, number, &mut stream, remote).await,
+        Err(error) => Err(error.into()),
+    };
     let from_id = shared
         .inbound
         .borrow_mut()
@@ -116,8 +131,43 @@ async fn serve_connection(
         // Logged where it was found, with both ids.
         Err(Refusal::ClusterMismatch) => {}
         Err(Refusal::Replaced) => {}
+        Err(error) if is_clean_tls_end(&error) => {
+            tracing::debug!(?remote, ?from, "peer closed its connection")
+        }
         Err(error) => {
-            tracing::warn!(?remote, ?from, %error, "closing peer connection")
+            if let Some(not_logged) = shared.refusal_log.allow() {
+                tracing::warn!(?remote, ?from, %error, not_logged, "closing peer connection")
+            }
+        }
+    }
+}
+
+/// A TLS peer that goes away without `close_notify` between frames (it was stopped or
+/// killed) ended its connection, it did not break the protocol.
+fn is_clean_tls_end(error: &Refusal) -> bool {
+    matches!(error, Refusal::Frame(FrameError::Io(error)) if error.kind() == io::ErrorKind::UnexpectedEof)
+}
+
+/// Rate limit of the "closing peer connection" lines.
+#[derive(Default)]
+pub(super) struct RefusalLog {
+    logged_at: std::cell::Cell<Option<Instant>>,
+    not_logged: std::cell::Cell<u64>,
+}
+
+impl RefusalLog {
+    /// `Some(refusals not logged since the last line)` when this one may be logged.
+    fn allow(&self) -> Option<u64> {
+        let due = self
+            .logged_at
+            .get()
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL);
+        if due {
+            self.logged_at.set(Some(Instant::now()));
+            Some(self.not_logged.replace(0))
+        } else {
+            self.not_logged.set(self.not_logged.get().saturating_add(1));
+            None
         }
     }
 }
@@ -125,7 +175,7 @@ async fn serve_connection(
 /// A joining member asks which cluster this member is in: answer with our handshake, close.
 async fn answer_cluster_query(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     remote: Option<SocketAddr>,
     query: Handshake,
 ) -> Result<(), Refusal> {
@@ -147,7 +197,7 @@ async fn answer_cluster_query(
     Ok(())
 }
 
-async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, bool), Refusal> {
+async fn read_handshake(stream: &mut PeerStream) -> Result<(Handshake, bool), Refusal> {
     let mut bytes = [0u8; HANDSHAKE_BYTES];
     let read =
         futures_lite::future::or(async { Some(stream.read_exact(&mut bytes).await) }, async {
@@ -166,7 +216,7 @@ async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, bool), Ref
 async fn serve_frames(
     shared: &Shared,
     number: u64,
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     remote: Option<SocketAddr>,
 ) -> Result<(), Refusal> {
     let (handshake, query) = read_handshake(stream).await?;
@@ -195,6 +245,7 @@ async fn serve_frames(
     tracing::info!(
         ?remote,
         from = format!("{from_id:x}"),
+        tls = stream.is_tls(),
         "accepted peer connection"
     );
     let mut reader = FrameReader::default();

@@ -53,6 +53,8 @@ pub mod frame_reader;
 pub mod inbound;
 pub mod outbound;
 pub mod queue;
+pub(crate) mod stream;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 
@@ -60,5 +62,6 @@ pub mod wire;
 mod tests;
 
 pub use queue::{PEER_QUEUE_BYTES_MAX, PEER_QUEUE_MESSAGES_MAX};
+pub use tls::PeerTls;
 pub use transport::{Deliver, PeerAddress, PeerTransport, TransportConfig};
 pub use wire::FRAME_BYTES_MAX;

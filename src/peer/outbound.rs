@@ -1,12 +1,17 @@
 //! One peer's sender task: connect, handshake, then write everything queued as one batch of
 //! frames per write; on any error close, back off and reconnect.
 //!
+//! To an `https://` peer url the connection speaks TLS ([`super::tls`]): connect, TLS
+//! handshake, then the same handshake and frames inside it.
+//!
 //! The connection is write-only. While the queue is empty the task also waits for the socket
 //! to become readable: the peer never writes, so readability means it closed the connection
 //! (or broke the protocol), and the task reconnects at once instead of losing the next batch
 //! to a dead socket. A batch whose write fails is lost (raft retransmits); messages queued
 //! meanwhile wait in the queue, within its bounds.
 
+use super::stream::PeerStream;
+use super::tls::PeerTls;
 use super::transport::Peer;
 use super::wire::{append_frame, Handshake};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,11 +41,12 @@ pub const WRITE_BUFFER_RETAIN_BYTES: usize = 1024 * 1024;
 /// Bytes read at a time when checking whether the peer closed the connection.
 const CLOSE_PROBE_BYTES: usize = 64;
 
-/// Who this member is, for the handshake.
-#[derive(Clone, Copy, Debug)]
+/// Who this member is, for the handshake, and its TLS for https peers.
+#[derive(Clone, Debug)]
 pub(super) struct OutboundIdentity {
     pub local_id: u64,
     pub cluster_id: u64,
+    pub tls: PeerTls,
 }
 
 /// Why an established connection ended.
@@ -61,29 +67,39 @@ pub(super) async fn run_outbound(identity: OutboundIdentity, peer: Rc<Peer>) {
     let mut backoff = RECONNECT_BACKOFF_MIN;
     let mut failures: u64 = 0;
     while !peer.queue.is_closed() {
-        match connect(identity, &peer).await {
+        match connect(&identity, &peer).await {
             Ok(stream) => {
                 let connected_at = Instant::now();
                 peer.connected.set(true);
-                tracing::info!(
-                    peer_id = format!("{:x}", peer.id),
-                    address = %peer.address,
-                    "connected to peer"
-                );
+                // While connections keep ending at once (a peer that refuses our certificate
+                // after a TLS 1.3 handshake), log like failed connects: 1st, 2nd, 4th, ...
+                let log = failures == 0 || (failures + 1).is_power_of_two();
+                if log {
+                    tracing::info!(
+                        peer_id = format!("{:x}", peer.id),
+                        address = %peer.address,
+                        tls = stream.is_tls(),
+                        "connected to peer"
+                    );
+                }
                 let end = pump(&peer, stream).await;
                 peer.connected.set(false);
                 if matches!(end, ConnectionEnd::Stopping) {
                     return;
                 }
-                tracing::warn!(
-                    peer_id = format!("{:x}", peer.id),
-                    address = %peer.address,
-                    reason = %end,
-                    "lost connection to peer"
-                );
+                if log {
+                    tracing::warn!(
+                        peer_id = format!("{:x}", peer.id),
+                        address = %peer.address,
+                        reason = %end,
+                        "lost connection to peer"
+                    );
+                }
                 if connected_at.elapsed() >= CONNECTION_STABLE_AFTER {
                     backoff = RECONNECT_BACKOFF_MIN;
                     failures = 0;
+                } else {
+                    failures += 1;
                 }
             }
             Err(error) => {
@@ -106,10 +122,14 @@ pub(super) async fn run_outbound(identity: OutboundIdentity, peer: Rc<Peer>) {
     }
 }
 
-async fn connect(identity: OutboundIdentity, peer: &Peer) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect_timeout(peer.address, CONNECT_TIMEOUT).await?;
-    stream.set_nodelay(true)?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+async fn connect(identity: &OutboundIdentity, peer: &Peer) -> io::Result<PeerStream> {
+    let tcp = TcpStream::connect_timeout(peer.address, CONNECT_TIMEOUT).await?;
+    tcp.set_nodelay(true)?;
+    tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut stream = match &peer.tls_host {
+        None => PeerStream::Plain(tcp),
+        Some(host) => identity.tls.connect(tcp, host).await?,
+    };
     let handshake = Handshake {
         cluster_id: identity.cluster_id,
         from_id: identity.local_id,
@@ -126,7 +146,7 @@ enum Wake {
 }
 
 /// Writes batches until the connection fails or the queue closes.
-async fn pump(peer: &Peer, mut stream: TcpStream) -> ConnectionEnd {
+async fn pump(peer: &Peer, mut stream: PeerStream) -> ConnectionEnd {
     let mut batch: Vec<u8> = Vec::new();
     let mut probe = [0u8; CLOSE_PROBE_BYTES];
     loop {
@@ -162,7 +182,7 @@ async fn pump(peer: &Peer, mut stream: TcpStream) -> ConnectionEnd {
     }
 }
 
-async fn write_batch(stream: &mut TcpStream, batch: &[u8]) -> io::Result<()> {
+async fn write_batch(stream: &mut PeerStream, batch: &[u8]) -> io::Result<()> {
     stream.write_all(batch).await?;
     stream.flush().await
 }

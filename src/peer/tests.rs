@@ -2,7 +2,7 @@
 
 use super::queue::PEER_QUEUE_MESSAGES_MAX;
 use super::wire::{Handshake, FRAME_BYTES_MAX};
-use super::{PeerAddress, PeerTransport, TransportConfig};
+use super::{PeerAddress, PeerTls, PeerTransport, TransportConfig};
 use bytes::Bytes;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -56,6 +56,7 @@ fn start(id: u64, cluster_id: u64, listen: SocketAddr, peers: Vec<PeerAddress>) 
             cluster_id,
             listen,
             peers,
+            tls: PeerTls::plain(),
         },
         Rc::new(move |from, message| sink.borrow_mut().push((from, message))),
     )
@@ -75,6 +76,7 @@ async fn start_when_free(id: u64, listen: SocketAddr, peers: Vec<PeerAddress>) -
                 cluster_id: CLUSTER,
                 listen,
                 peers: peers.clone(),
+                tls: PeerTls::plain(),
             },
             Rc::new(move |from, message| sink.borrow_mut().push((from, message))),
         );
@@ -90,10 +92,7 @@ async fn start_when_free(id: u64, listen: SocketAddr, peers: Vec<PeerAddress>) -
 }
 
 fn address_of(id: u64, member: &Member) -> PeerAddress {
-    PeerAddress {
-        id,
-        address: member.transport.local_address(),
-    }
+    PeerAddress::plain(id, member.transport.local_address())
 }
 
 async fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
@@ -198,10 +197,7 @@ fn peer_started_later_is_reached_after_backoff() {
             1,
             CLUSTER,
             loopback(0),
-            vec![PeerAddress {
-                id: 2,
-                address: late_address,
-            }],
+            vec![PeerAddress::plain(2, late_address)],
         );
         for sequence in 0..10 {
             early
@@ -260,15 +256,7 @@ fn peer_that_restarts_gets_later_messages() {
 fn full_queue_drops_oldest_instead_of_blocking() {
     run(|| async {
         let absent = loopback(free_port());
-        let a = start(
-            1,
-            CLUSTER,
-            loopback(0),
-            vec![PeerAddress {
-                id: 2,
-                address: absent,
-            }],
-        );
+        let a = start(1, CLUSTER, loopback(0), vec![PeerAddress::plain(2, absent)]);
         const EXTRA: usize = 100;
         let started = Instant::now();
         for sequence in 0..PEER_QUEUE_MESSAGES_MAX + EXTRA {

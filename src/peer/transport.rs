@@ -1,8 +1,9 @@
 //! [`PeerTransport`]: the address book, the per-peer queues and the tasks behind them.
 
-use super::inbound::{accept_loop, bind_peer_listener, InboundConnection};
+use super::inbound::{accept_loop, bind_peer_listener, InboundConnection, RefusalLog};
 use super::outbound::{run_outbound, OutboundIdentity};
 use super::queue::{PeerQueue, Pushed, PEER_QUEUE_BYTES_MAX};
+use super::tls::{url_host, PeerTls};
 use super::wire::FRAME_BYTES_MAX;
 use bytes::Bytes;
 use glommio::task::JoinHandle;
@@ -15,10 +16,33 @@ use std::rc::Rc;
 const _: () = assert!(PEER_QUEUE_BYTES_MAX <= FRAME_BYTES_MAX);
 
 /// One member's address book entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerAddress {
     pub id: u64,
     pub address: SocketAddr,
+    /// For an `https://` peer url, the url's host: the name (or IP) the member's certificate
+    /// is verified against. `None`: plain `http://`.
+    pub tls_host: Option<String>,
+}
+
+impl PeerAddress {
+    /// A plain-TCP (`http://`) peer.
+    pub fn plain(id: u64, address: SocketAddr) -> PeerAddress {
+        PeerAddress {
+            id,
+            address,
+            tls_host: None,
+        }
+    }
+
+    /// A peer at a parsed peer url: TLS when it is `https://`.
+    pub fn from_url(id: u64, url: &crate::config::ClientUrl) -> PeerAddress {
+        PeerAddress {
+            id,
+            address: url.address,
+            tls_host: url.tls.then(|| url_host(&url.original).to_string()),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +53,8 @@ pub struct TransportConfig {
     pub listen: SocketAddr,
     /// Every OTHER member.
     pub peers: Vec<PeerAddress>,
+    /// TLS on the peer port and for https peer urls ([`PeerTls::plain`]: none).
+    pub tls: PeerTls,
 }
 
 /// Called for every message received, with the sender's member id.
@@ -38,6 +64,8 @@ pub type Deliver = Rc<dyn Fn(u64, Bytes)>;
 pub(super) struct Peer {
     pub id: u64,
     pub address: SocketAddr,
+    /// `Some(host)`: connect with TLS, verifying the certificate for `host`.
+    pub tls_host: Option<String>,
     pub queue: PeerQueue,
     /// An outbound connection is established and handshaken.
     pub connected: Cell<bool>,
@@ -49,6 +77,8 @@ pub(super) struct Shared {
     pub local_id: u64,
     pub cluster_id: u64,
     pub deliver: Deliver,
+    pub tls: PeerTls,
+    pub refusal_log: RefusalLog,
     peers: RefCell<HashMap<u64, Rc<Peer>>>,
     /// Live inbound connections by connection number.
     pub inbound: RefCell<HashMap<u64, InboundConnection>>,
@@ -71,7 +101,7 @@ impl Shared {
             return;
         }
         if let Some(existing) = self.peers.borrow().get(&peer.id) {
-            if existing.address == peer.address {
+            if existing.address == peer.address && existing.tls_host == peer.tls_host {
                 return;
             }
         }
@@ -79,6 +109,7 @@ impl Shared {
         let state = Rc::new(Peer {
             id: peer.id,
             address: peer.address,
+            tls_host: peer.tls_host,
             queue: PeerQueue::default(),
             connected: Cell::new(false),
             task: RefCell::new(None),
@@ -86,6 +117,7 @@ impl Shared {
         let identity = OutboundIdentity {
             local_id: self.local_id,
             cluster_id: self.cluster_id,
+            tls: self.tls.clone(),
         };
         let task = glommio::spawn_local(run_outbound(identity, state.clone())).detach();
         *state.task.borrow_mut() = Some(task);
@@ -165,6 +197,8 @@ impl PeerTransport {
             local_id: config.local_id,
             cluster_id: config.cluster_id,
             deliver,
+            tls: config.tls,
+            refusal_log: RefusalLog::default(),
             peers: RefCell::new(HashMap::new()),
             inbound: RefCell::new(HashMap::new()),
             next_connection: Cell::new(0),
@@ -181,6 +215,7 @@ impl PeerTransport {
             local_id = format!("{:x}", config.local_id),
             cluster_id = format!("{:x}", config.cluster_id),
             address = %local_address,
+            tls = shared.tls.serves_tls(),
             "peer transport listening"
         );
         Ok(PeerTransport {

@@ -97,8 +97,9 @@ pub enum RaftGroupError {
 pub trait RaftMessageSink {
     /// Queues one encoded peer message for member `to`; must never block.
     fn send(&self, to: u64, message: bytes::Bytes);
-    /// A member joined (or moved): messages for it go to `address` from now on.
-    fn add_peer(&self, id: u64, address: std::net::SocketAddr);
+    /// A member joined (or moved): messages for it go to its peer `url` from now on (over TLS
+    /// when it is `https://`).
+    fn add_peer(&self, id: u64, url: &crate::config::ClientUrl);
     /// A member left.
     fn remove_peer(&self, id: u64);
     /// Bytes waiting in `to`'s queue; `None` when `to` is not a known peer.

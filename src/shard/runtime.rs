@@ -91,10 +91,10 @@ impl RaftMessageSink for NoPeers {
         );
     }
 
-    fn add_peer(&self, id: u64, address: std::net::SocketAddr) {
+    fn add_peer(&self, id: u64, url: &crate::config::ClientUrl) {
         tracing::error!(
             member = format!("{id:x}"),
-            %address,
+            url = %url.original,
             "this member was started alone without --listen-peer-urls, so it has no peer \
              transport; restart it with --listen-peer-urls to reach the new member"
         );
@@ -116,8 +116,8 @@ impl RaftMessageSink for PeerTransport {
         PeerTransport::send(self, to, message);
     }
 
-    fn add_peer(&self, id: u64, address: std::net::SocketAddr) {
-        PeerTransport::add_peer(self, PeerAddress { id, address });
+    fn add_peer(&self, id: u64, url: &crate::config::ClientUrl) {
+        PeerTransport::add_peer(self, PeerAddress::from_url(id, url));
     }
 
     fn remove_peer(&self, id: u64) {
@@ -160,16 +160,7 @@ fn start_peer_transport(
     inbox: Rc<local_channel::LocalSender<ToOwner>>,
 ) -> Result<Box<dyn RaftMessageSink>, RunError> {
     let local_id = config.member_id();
-    let mut peers = Vec::new();
-    for (id, name, url) in config.initial_members() {
-        if id == local_id {
-            continue;
-        }
-        let address = crate::config::ClientUrl::parse(&url)
-            .map_err(|reason| RunError::Startup(format!("peer {name}: {reason}")))?
-            .address;
-        peers.push(PeerAddress { id, address });
-    }
+    let peers = initial_peers(config)?;
     if peers.is_empty()
         && !config.listen_peer_url_given
         && !configuration_names_others(log, local_id)
@@ -188,6 +179,7 @@ fn start_peer_transport(
             cluster_id: config.cluster_id(),
             listen,
             peers,
+            tls: peer_tls(config)?,
         },
         deliver,
     )
@@ -197,6 +189,29 @@ fn start_peer_transport(
     })?;
     tracing::info!(%listen, "serving raft peers");
     Ok(Box::new(transport))
+}
+
+/// The other members of `--initial-cluster`, over TLS where their peer url is `https://`.
+fn initial_peers(config: &ServerConfig) -> Result<Vec<PeerAddress>, RunError> {
+    let local_id = config.member_id();
+    let mut peers = Vec::new();
+    for (id, name, url) in config.initial_members() {
+        if id == local_id {
+            continue;
+        }
+        let url = crate::config::ClientUrl::parse(&url)
+            .map_err(|reason| RunError::Startup(format!("peer {name}: {reason}")))?;
+        peers.push(PeerAddress::from_url(id, &url));
+    }
+    Ok(peers)
+}
+
+/// The peer TLS settings (`--peer-*`, an https `--listen-peer-urls`) made ready to use.
+fn peer_tls(config: &ServerConfig) -> Result<crate::peer::PeerTls, RunError> {
+    let listen = &config.listen_peer_url;
+    let hosts = vec![crate::peer::tls::url_host(&listen.original).to_string()];
+    crate::peer::PeerTls::from_settings(&config.security, listen.tls, &config.data_dir, &hosts)
+        .map_err(RunError::Startup)
 }
 
 /// How long a joining member keeps asking the cluster for its id.
@@ -212,18 +227,15 @@ fn joined_cluster_id(config: &ServerConfig) -> Result<u64, RunError> {
         });
     }
     let local_id = config.member_id();
-    let mut peers = Vec::new();
-    for (id, name, url) in config.initial_members() {
-        if id == local_id {
-            continue;
-        }
-        let address = crate::config::ClientUrl::parse(&url)
-            .map_err(|reason| RunError::Startup(format!("peer {name}: {reason}")))?
-            .address;
-        peers.push((id, address));
-    }
-    let cluster_id = crate::peer::cluster_query::discover(local_id, &peers, CLUSTER_QUERY_PATIENCE)
-        .map_err(RunError::Startup)?;
+    let peers = initial_peers(config)?;
+    let tls = peer_tls(config)?.client_config();
+    let cluster_id = crate::peer::cluster_query::discover(
+        local_id,
+        &peers,
+        tls.as_ref(),
+        CLUSTER_QUERY_PATIENCE,
+    )
+    .map_err(RunError::Startup)?;
     tracing::info!(
         cluster_id = format!("{cluster_id:x}"),
         "joining an existing cluster"

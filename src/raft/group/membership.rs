@@ -271,13 +271,12 @@ impl RaftGroup {
         if member.id == self.node.raft.id || known_urls == Some(member.peer_ur_ls.as_slice()) {
             return;
         }
-        let address = member
+        let url = member
             .peer_ur_ls
             .iter()
-            .find_map(|url| ClientUrl::parse(url).ok())
-            .map(|url| url.address);
-        match address {
-            Some(address) => self.peers.add_peer(member.id, address),
+            .find_map(|url| ClientUrl::parse(url).ok());
+        match url {
+            Some(url) => self.peers.add_peer(member.id, &url),
             None => tracing::warn!(
                 member = format!("{:x}", member.id),
                 "member has no usable peer url"
