@@ -33,6 +33,7 @@ pub mod backup;
 pub mod config;
 pub mod durable;
 pub mod grpc;
+pub mod http;
 pub mod lease;
 pub mod membership;
 pub mod mvcc;

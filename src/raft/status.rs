@@ -8,6 +8,9 @@ pub struct RaftStatus {
     leader_id: AtomicU64,
     commit_index: AtomicU64,
     applied_index: AtomicU64,
+    /// Times the published leader changed to a known one (etcd's
+    /// `etcd_server_leader_changes_seen_total`: none -> A and A -> B both count).
+    leader_changes: AtomicU64,
     /// Replay finished and this member leads (or follows) a leader: clients may be served.
     serving: AtomicBool,
     /// The group stopped for good (e.g. a failed fdatasync).
@@ -26,7 +29,10 @@ pub struct StatusSnapshot {
 impl RaftStatus {
     pub fn publish(&self, snapshot: StatusSnapshot) {
         self.term.store(snapshot.term, Ordering::Release);
-        self.leader_id.store(snapshot.leader_id, Ordering::Release);
+        let previous_leader = self.leader_id.swap(snapshot.leader_id, Ordering::AcqRel);
+        if snapshot.leader_id != 0 && snapshot.leader_id != previous_leader {
+            self.leader_changes.fetch_add(1, Ordering::Relaxed);
+        }
         self.commit_index
             .store(snapshot.commit_index, Ordering::Release);
         self.applied_index
@@ -45,6 +51,11 @@ impl RaftStatus {
     /// The leader's member id, 0 when none is known.
     pub fn leader_id(&self) -> u64 {
         self.leader_id.load(Ordering::Acquire)
+    }
+
+    /// How many times a new leader was seen since start-up.
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes.load(Ordering::Relaxed)
     }
 
     pub fn term(&self) -> u64 {

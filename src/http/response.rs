@@ -1,0 +1,201 @@
+//! Responses and their bytes on the wire, with Go net/http's conventions: a `Date` header, a
+//! `Content-Length` always (none is streamed here), `Connection: close` when the connection
+//! ends after it, no body for HEAD, and `http.Error`'s shape for error bodies.
+
+use super::request::RequestError;
+use std::borrow::Cow;
+
+pub const TEXT_PLAIN_UTF8: &str = "text/plain; charset=utf-8";
+
+/// One response, built by a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// The reason phrase; Go's answers to malformed requests append a detail to it.
+    pub reason: Cow<'static, str>,
+    /// Headers in the order written; `Date`, `Content-Length` and `Connection` are added.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// The connection closes after this response.
+    pub close: bool,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            reason: Cow::Borrowed(reason_phrase(status)),
+            headers: Vec::new(),
+            body: Vec::new(),
+            close: false,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// Go's `http.Error(w, message, status)`: plain text, `nosniff`, the message and a
+    /// newline.
+    pub fn go_error(status: u16, message: &str) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", TEXT_PLAIN_UTF8)
+            .with_header("X-Content-Type-Options", "nosniff")
+            .with_body(format!("{message}\n"))
+    }
+
+    /// Go's `http.NotFound`.
+    pub fn not_found() -> Response {
+        Response::go_error(404, "404 page not found")
+    }
+
+    /// What etcd's GET-only handlers answer to any other method.
+    pub fn get_only() -> Response {
+        let mut response = Response::go_error(405, "Method Not Allowed");
+        response.headers.insert(0, ("Allow", "GET".to_string()));
+        response
+    }
+
+    /// Go's answer to a request it could not read, if any (a timeout or a broken stream just
+    /// closes the connection).
+    pub fn for_request_error(error: &RequestError) -> Option<Response> {
+        let (status, detail) = match error {
+            RequestError::BadRequest(detail) => (400, *detail),
+            RequestError::HeadTooLarge => (431, None),
+            RequestError::VersionNotSupported => (505, Some("unsupported protocol version")),
+            RequestError::UnsupportedTransferEncoding => {
+                let mut response = Response::new(501)
+                    .with_header("Content-Type", TEXT_PLAIN_UTF8)
+                    .with_body("Unsupported transfer encoding");
+                response.close = true;
+                return Some(response);
+            }
+            RequestError::BodyTooLarge => (413, None),
+            RequestError::TimedOut | RequestError::Io => return None,
+        };
+        let mut reason = reason_phrase(status).to_string();
+        if let Some(detail) = detail {
+            reason.push_str(": ");
+            reason.push_str(detail);
+        }
+        let mut response = Response::new(status)
+            .with_header("Content-Type", TEXT_PLAIN_UTF8)
+            .with_body(format!("{status} {reason}"));
+        response.reason = Cow::Owned(reason);
+        response.close = true;
+        Some(response)
+    }
+
+    /// The bytes of this response to a request of HTTP/1.`minor_version`; no body when
+    /// `head_only` (HEAD), though `Content-Length` still tells the body's length.
+    pub fn encode(&self, minor_version: u8, head_only: bool, close: bool, date: &str) -> Vec<u8> {
+        let mut head = String::with_capacity(256);
+        head.push_str(if minor_version == 0 {
+            "HTTP/1.0 "
+        } else {
+            "HTTP/1.1 "
+        });
+        head.push_str(&self.status.to_string());
+        head.push(' ');
+        head.push_str(&self.reason);
+        head.push_str("\r\n");
+        for (name, value) in &self.headers {
+            push_header(&mut head, name, value);
+        }
+        push_header(&mut head, "Date", date);
+        push_header(&mut head, "Content-Length", &self.body.len().to_string());
+        if close {
+            push_header(&mut head, "Connection", "close");
+        } else if minor_version == 0 {
+            push_header(&mut head, "Connection", "keep-alive");
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        if !head_only {
+            bytes.extend_from_slice(&self.body);
+        }
+        bytes
+    }
+}
+
+/// Writes `name: value`, with any line break in `value` (never expected) replaced so that a
+/// header can never split the head.
+fn push_header(head: &mut String, name: &str, value: &str) {
+    head.push_str(name);
+    head.push_str(": ");
+    head.extend(
+        value
+            .chars()
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+    );
+    head.push_str("\r\n");
+}
+
+/// The standard reason phrase of `status` (those this server sends).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Request Entity Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_like_go() {
+        let response = Response::get_only();
+        let bytes = response.encode(1, false, false, "Mon, 07 Dec 2026 20:11:26 GMT");
+        assert_eq!(
+            String::from_utf8(bytes).expect("ascii"),
+            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n\
+             Date: Mon, 07 Dec 2026 20:11:26 GMT\r\nContent-Length: 19\r\n\r\n\
+             Method Not Allowed\n"
+        );
+        let head_only = Response::not_found().encode(0, true, true, "d");
+        assert_eq!(
+            String::from_utf8(head_only).expect("ascii"),
+            "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             X-Content-Type-Options: nosniff\r\nDate: d\r\nContent-Length: 19\r\n\
+             Connection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn request_errors_get_gos_answers() {
+        let response = Response::for_request_error(&RequestError::BadRequest(Some(
+            "missing required Host header",
+        )))
+        .expect("an answer");
+        assert_eq!(response.reason, "Bad Request: missing required Host header");
+        assert_eq!(
+            response.body,
+            b"400 Bad Request: missing required Host header".to_vec()
+        );
+        assert!(response.close);
+        let response = Response::for_request_error(&RequestError::HeadTooLarge).expect("an answer");
+        assert_eq!(
+            response.body,
+            b"431 Request Header Fields Too Large".to_vec()
+        );
+        assert!(Response::for_request_error(&RequestError::TimedOut).is_none());
+    }
+}
