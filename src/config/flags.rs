@@ -60,6 +60,12 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     ("listen-peer-urls", Kind::Text, "url to serve raft peers on"),
     (
+        "listen-metrics-urls",
+        Kind::Text,
+        "comma-separated urls to serve /metrics and the health probes (/health, /livez, \
+         /readyz) on; https ones use the client TLS files",
+    ),
+    (
         "initial-cluster-state",
         Kind::Text,
         "new (bootstrap a cluster) or existing (join one, after member add)",
@@ -531,6 +537,10 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
     let Some(listen_peer_url) = listen_peer_urls.first().cloned() else {
         return Err(ConfigError("--listen-peer-urls is empty".to_string()));
     };
+    let listen_metrics_urls = list(&text("listen-metrics-urls", ""))
+        .iter()
+        .map(|url| ClientUrl::parse(url).map_err(ConfigError))
+        .collect::<Result<Vec<_>, _>>()?;
     let peer_security = peer_security(values)?;
     let security = tls_settings(values, client_security(values)?, peer_security)?;
     check_client_urls_have_a_certificate(&listen_client_urls, &security.client)?;
@@ -623,7 +633,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<ServerConfig, ConfigError>
         quota_backend_bytes,
         auto_compaction,
         security,
-        listen_metrics_urls: Vec::new(),
+        listen_metrics_urls,
     })
 }
 

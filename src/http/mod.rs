@@ -20,6 +20,9 @@
 //!    through [`member::MemberView`]: raft status, alarms, learner state and real reads (a
 //!    linearizable one goes through a read index, as a gRPC Range does).
 //!
+//! [`metrics_listener`] binds the metrics sockets at start-up and starts serving them on the
+//! owner shard; `https://` ones speak TLS with the client certificate.
+//!
 //! Bytes from the network never panic this module: every length is checked before it is
 //! allocated, and every malformed request gets Go's error status and a closed connection.
 
@@ -30,6 +33,7 @@ pub mod health;
 pub mod listener;
 pub mod member;
 pub mod metrics;
+pub mod metrics_listener;
 pub mod process;
 pub mod query;
 pub mod request;
@@ -40,6 +44,7 @@ pub mod version;
 pub use connection::Handler;
 pub use listener::serve_http_listener;
 pub use member::{ContextSlot, MemberView};
+pub use metrics_listener::{bind_metrics_sockets, start_metrics_listeners, MetricsSockets};
 pub use request::Request;
 pub use response::Response;
 pub use routes::MetricsRoutes;

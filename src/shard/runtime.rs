@@ -438,6 +438,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         config.shards
     };
     let mut client_sockets = bind_client_sockets(&config, shard_count)?.into_iter();
+    let metrics_sockets = crate::http::bind_metrics_sockets(&config).map_err(RunError::Startup)?;
     if config.join_existing {
         config.cluster_id_override = Some(joined_cluster_id(&config)?);
     }
@@ -488,7 +489,15 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     let owner_sockets = client_sockets.next().unwrap_or_default();
     handles.push(
         builder(OWNER_SHARD)
-            .spawn(move || owner_shard(owner_shared, owner_inboxes, owner_outboxes, owner_sockets))
+            .spawn(move || {
+                owner_shard(
+                    owner_shared,
+                    owner_inboxes,
+                    owner_outboxes,
+                    owner_sockets,
+                    metrics_sockets,
+                )
+            })
             .map_err(|error| RunError::Executor {
                 shard: OWNER_SHARD,
                 reason: error.to_string(),
@@ -537,6 +546,7 @@ async fn owner_shard(
     inboxes: Vec<SharedReceiver<ToOwner>>,
     outboxes: Vec<SharedSender<ToShard>>,
     client_sockets: ClientSockets,
+    metrics_sockets: crate::http::MetricsSockets,
 ) -> Result<(), RunError> {
     let (inbox_sender, inbox) = local_channel::new_bounded(OWNER_INBOX_DEPTH);
     let inbox_sender = Rc::new(inbox_sender);
@@ -661,12 +671,25 @@ async fn owner_shard(
         }
         result
     });
+    // The probes answer from here on, before the member has a leader (as etcd's do).
+    let probe_context = crate::http::start_metrics_listeners(
+        metrics_sockets,
+        crate::http::MemberView::new(
+            shared.config.clone(),
+            shared.raft_status.clone(),
+            shared.read_view.clone(),
+            shared.members.clone(),
+            shared.durable.stats.clone(),
+        ),
+        &shared.shutdown,
+    );
     let served = serve_shard(
         OWNER_SHARD,
         shared,
         OwnerSender::Local(inbox_sender),
         Replies::Local(own_replies),
         client_sockets,
+        Some(probe_context),
     )
     .await;
     group_task.await?;
@@ -687,6 +710,7 @@ async fn remote_shard(
         OwnerSender::Remote(to_owner),
         Replies::Remote(from_owner),
         client_sockets,
+        None,
     )
     .await
 }
@@ -728,13 +752,15 @@ async fn catch_up_with_the_leader(context: &ShardContext, shared: &Shared) -> bo
 }
 
 /// Waits until the member serves, then builds this shard's context, starts its loops, catches
-/// up with the leader and starts accepting on the shard's client sockets.
+/// up with the leader and starts accepting on the shard's client sockets. `probe_context`
+/// (the metrics listeners' shard) receives the context for the probes' linearizable reads.
 async fn serve_shard(
     shard: ShardId,
     shared: Shared,
     owner_sender: OwnerSender,
     replies: Replies,
     client_sockets: ClientSockets,
+    probe_context: Option<Rc<crate::http::ContextSlot>>,
 ) -> Result<(), RunError> {
     while !shared.raft_status.is_serving() {
         if shared.shutdown.is_triggered() || shared.raft_status.is_failed() {
@@ -772,6 +798,9 @@ async fn serve_shard(
             shared.read_view.load().current_revision(),
         )),
     });
+    if let Some(slot) = probe_context {
+        *slot.borrow_mut() = Some(context.clone());
+    }
     let pump_context = context.clone();
     glommio::spawn_local(async move {
         let handle = |message: ToShard| match message {
