@@ -1,4 +1,4 @@
-//! The raft peer transport: raft messages between members over TCP.
+//! The raft peer transport: raft messages between members over TCP, or TLS over it.
 //!
 //! Runs on the raft owner shard (one glommio executor, everything `!Send`). Messages are the
 //! already-encoded bytes of raft-rs `eraftpb::Message`s; the transport never looks inside.
@@ -46,7 +46,21 @@
 //! ```
 //!
 //! A length above [`wire::FRAME_BYTES_MAX`] closes the connection before anything is allocated
-//! for it. Raft snapshots will travel on their own streams, not as frames.
+//! for it. Raft snapshots travel as frames too, cut into chunks
+//! (`raft::snapshot_stream`), so they share the connection and its TLS.
+//!
+//! # TLS ([`tls`])
+//!
+//! With an `https://` `--listen-peer-urls` the peer port speaks TLS first: each accepted
+//! connection runs its TLS handshake in its own task ([`tls::TLS_HANDSHAKE_TIMEOUT`]), with the
+//! `--peer-*` settings built by [`crate::tls`] (CA, `--peer-client-cert-auth`, CRL) and then
+//! etcd's peer checks (client SAN against the source address, `--peer-cert-allowed-cn` /
+//! `--peer-cert-allowed-hostname`). A member whose peer url is `https://` (from
+//! `--initial-cluster` or a `member add`: [`PeerAddress::tls_host`]) is connected to over TLS,
+//! its certificate verified for the url's host. The handshake and the frames above then travel
+//! inside TLS unchanged; `stream::PeerStream` hides which. A connection that fails TLS is
+//! closed like one with bad bytes. The joining member's cluster query ([`cluster_query`]) uses
+//! the same client configuration, blocking.
 
 pub mod cluster_query;
 pub mod frame_reader;

@@ -9,8 +9,8 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const HANDSHAKE_BYTES: usize = 32;
 /// Size of a frame header (the big-endian payload length) in bytes.
 pub const FRAME_HEADER_BYTES: usize = 4;
-/// Largest frame payload in bytes a receiver accepts (and a sender sends). Raft snapshots will
-/// travel on their own streams, so ordinary messages stay far below this.
+/// Largest frame payload in bytes a receiver accepts (and a sender sends). Raft snapshots travel
+/// in 1 MiB chunks (`raft::snapshot_stream`), so messages stay far below this.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Handshake flag of a member joining an existing cluster (`--initial-cluster-state existing`)
