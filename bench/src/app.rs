@@ -15,7 +15,6 @@ use std::path::Path;
 
 /// Runs what the command line asked for.
 pub async fn run(cli: Cli) -> Result<(), BenchError> {
-    refuse_tls(&cli.global)?;
     match &cli.command {
         Command::Run(workload) => run_single(&cli.global, workload).await,
         Command::Compare(args) => run_compare(&cli.global, args).await,
@@ -23,13 +22,24 @@ pub async fn run(cli: Cli) -> Result<(), BenchError> {
     }
 }
 
-fn refuse_tls(global: &GlobalArgs) -> Result<(), BenchError> {
-    if global.cert.is_some() || global.key_file.is_some() || global.cacert.is_some() {
-        return Err(BenchError::NotSupported(
-            "TLS (--cert, --key, --cacert)".to_string(),
-        ));
+/// The TLS configuration when an endpoint is `https://` or TLS flags are given.
+fn tls_config(
+    global: &GlobalArgs,
+    endpoints: &[Endpoint],
+) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, BenchError> {
+    let flags = crate::tls::TlsFlags {
+        cacert: global.cacert.clone(),
+        cert: global.cert.clone(),
+        key: global.key_file.clone(),
+        insecure_skip_tls_verify: global.insecure_skip_tls_verify,
+    };
+    let https = endpoints
+        .iter()
+        .any(|endpoint| endpoint.scheme == crate::endpoint::Scheme::Https);
+    if !https && !flags.any() {
+        return Ok(None);
     }
-    Ok(())
+    crate::tls::client_config(&flags).map(Some)
 }
 
 fn run_context(global: &GlobalArgs, endpoints: Vec<Endpoint>) -> Result<RunContext, BenchError> {
@@ -49,12 +59,16 @@ fn run_context(global: &GlobalArgs, endpoints: Vec<Endpoint>) -> Result<RunConte
         global.dial_timeout
     };
     let credentials = global.user.as_deref().map(Credentials::parse).transpose()?;
+    let tls = tls_config(global, &endpoints)?;
+    let tls_for_bare_endpoints = global.cacert.is_some() || global.cert.is_some();
     Ok(RunContext {
         connect: ConnectOptions {
             endpoints,
             conns: global.conns,
             dial_timeout,
             credentials,
+            tls,
+            tls_for_bare_endpoints,
         },
         clients: global.clients,
         total: global.total,

@@ -58,16 +58,16 @@ pub struct GlobalArgs {
     #[arg(long, global = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     pub sample: bool,
-    /// TLS client certificate (TLS is not supported yet: refused)
+    /// TLS client certificate (PEM)
     #[arg(long, global = true)]
     pub cert: Option<String>,
-    /// TLS client key (TLS is not supported yet: refused)
+    /// TLS client key (PEM)
     #[arg(long = "key", global = true)]
     pub key_file: Option<String>,
-    /// TLS CA bundle (TLS is not supported yet: refused)
+    /// TLS CA bundle (PEM) that server certificates are verified against
     #[arg(long, global = true)]
     pub cacert: Option<String>,
-    /// Skip server certificate verification (accepted; meaningless without TLS)
+    /// Skip server certificate verification (TLS)
     #[arg(long, global = true, action = clap::ArgAction::Set, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false")]
     pub insecure_skip_tls_verify: bool,

@@ -2,11 +2,12 @@
 //! endpoints round robin (connection `j` goes to endpoint `j % endpoints`), and client `i` uses
 //! connection `i % conns`, as etcd's benchmark does.
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Scheme};
 use crate::error::BenchError;
 use crate::grpc::Channel;
 use capstan_proto::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
 use capstan_proto::method::AUTH_AUTHENTICATE;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `--user name:password`.
@@ -38,6 +39,21 @@ pub struct ConnectOptions {
     pub conns: usize,
     pub dial_timeout: Duration,
     pub credentials: Option<Credentials>,
+    /// TLS for `https://` endpoints (and bare ones when TLS flags were given).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether TLS flags were given: bare `host:port` endpoints then use TLS too.
+    pub tls_for_bare_endpoints: bool,
+}
+
+impl ConnectOptions {
+    /// The TLS configuration to dial `endpoint` with, `None` for plaintext.
+    pub fn tls_for(&self, endpoint: &Endpoint) -> Option<Arc<rustls::ClientConfig>> {
+        match endpoint.scheme {
+            Scheme::Https => self.tls.clone(),
+            Scheme::Bare if self.tls_for_bare_endpoints => self.tls.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// The open connections of one run.
@@ -53,12 +69,16 @@ impl Pool {
         let mut channels = Vec::with_capacity(options.conns);
         for index in 0..options.conns {
             let endpoint = &options.endpoints[index % options.endpoints.len()];
-            let channel = Channel::connect(&endpoint.authority, options.dial_timeout)
-                .await
-                .map_err(|error| BenchError::Connect {
-                    endpoint: endpoint.authority.clone(),
-                    reason: error.to_string(),
-                })?;
+            let channel = Channel::connect_tls(
+                &endpoint.authority,
+                options.tls_for(endpoint),
+                options.dial_timeout,
+            )
+            .await
+            .map_err(|error| BenchError::Connect {
+                endpoint: endpoint.authority.clone(),
+                reason: error.to_string(),
+            })?;
             channels.push(channel);
         }
         if let Some(credentials) = &options.credentials {

@@ -1,5 +1,5 @@
-//! `--endpoints` entries: `host:port` or `http://host:port`. `https://` (TLS) is refused with a
-//! clear error until the client speaks TLS.
+//! `--endpoints` entries: `host:port`, `http://host:port` or `https://host:port` (TLS, see
+//! `crate::tls`).
 
 use crate::error::BenchError;
 
@@ -8,26 +8,36 @@ use crate::error::BenchError;
 pub struct Endpoint {
     /// `host:port`, as dialed.
     pub authority: String,
+    /// The scheme it was written with.
+    pub scheme: Scheme,
+}
+
+/// How an endpoint was written: TLS for `https://`, and for a bare `host:port` when TLS flags
+/// are given (as etcd's client does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bare,
+    Http,
+    Https,
 }
 
 impl Endpoint {
     /// Parses one `--endpoints` entry.
     pub fn parse(text: &str) -> Result<Endpoint, BenchError> {
         let trimmed = text.trim();
-        if trimmed.starts_with("https://") || trimmed.starts_with("unixs://") {
-            return Err(BenchError::NotSupported(format!(
-                "TLS (endpoint {trimmed})"
-            )));
-        }
-        if trimmed.starts_with("unix://") {
+        if trimmed.starts_with("unix://") || trimmed.starts_with("unixs://") {
             return Err(BenchError::NotSupported(format!(
                 "unix sockets (endpoint {trimmed})"
             )));
         }
-        let authority = trimmed
-            .strip_prefix("http://")
-            .unwrap_or(trimmed)
-            .trim_end_matches('/');
+        let (scheme, rest) = if let Some(rest) = trimmed.strip_prefix("https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = trimmed.strip_prefix("http://") {
+            (Scheme::Http, rest)
+        } else {
+            (Scheme::Bare, trimmed)
+        };
+        let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains('/') {
             return Err(BenchError::Usage(format!(
                 "endpoint \"{text}\" is not host:port or http://host:port"
@@ -45,6 +55,7 @@ impl Endpoint {
         }
         Ok(Endpoint {
             authority: authority.to_string(),
+            scheme,
         })
     }
 
@@ -76,12 +87,9 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_malformed_endpoints_are_refused() {
-        let tls = Endpoint::parse("https://127.0.0.1:2379");
-        assert!(matches!(
-            tls,
-            Err(crate::error::BenchError::NotSupported(_))
-        ));
+    fn https_parses_and_malformed_endpoints_are_refused() {
+        let tls = Endpoint::parse("https://127.0.0.1:2379").map(|e| e.scheme);
+        assert_eq!(tls.ok(), Some(super::Scheme::Https));
         assert!(Endpoint::parse("127.0.0.1").is_err());
         assert!(Endpoint::parse("http://h:99999").is_err());
         assert!(Endpoint::parse("h:1/x").is_err());

@@ -39,4 +39,5 @@ pub mod limits;
 pub mod metrics;
 pub mod plot;
 pub mod report;
+pub mod tls;
 pub mod workload;

@@ -25,36 +25,52 @@ const USER_AGENT: &str = concat!("capstan-bench/", env!("CARGO_PKG_VERSION"));
 pub struct Channel {
     sender: SendRequest<Bytes>,
     authority: Arc<str>,
+    /// `http` or `https`, the request URIs' scheme.
+    scheme: &'static str,
     token: Option<HeaderValue>,
 }
 
 impl Channel {
-    /// Dials `authority` (`host:port`) and completes the HTTP/2 handshake within `timeout`.
+    /// Dials `authority` (`host:port`) in plaintext and completes the HTTP/2 handshake within
+    /// `timeout`.
     pub async fn connect(authority: &str, timeout: Duration) -> Result<Channel, CallError> {
+        Channel::connect_tls(authority, None, timeout).await
+    }
+
+    /// Dials `authority`, with TLS when `tls` is given, and completes the TLS and HTTP/2
+    /// handshakes within `timeout`.
+    pub async fn connect_tls(
+        authority: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        timeout: Duration,
+    ) -> Result<Channel, CallError> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let dial = async {
             let tcp = TcpStream::connect(authority)
                 .await
                 .map_err(|error| CallError::Transport(error.to_string()))?;
             tcp.set_nodelay(true)
                 .map_err(|error| CallError::Transport(error.to_string()))?;
-            let (sender, connection) = h2::client::Builder::new()
-                .initial_window_size(STREAM_WINDOW_BYTES)
-                .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-                .handshake::<_, Bytes>(tcp)
-                .await?;
-            Ok::<_, CallError>((sender, connection))
+            match tls {
+                None => http2_over(tcp).await,
+                Some(config) => {
+                    let name = crate::tls::server_name(authority)
+                        .map_err(|error| CallError::Transport(error.to_string()))?;
+                    let stream = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|error| CallError::Transport(format!("TLS: {error}")))?;
+                    http2_over(stream).await
+                }
+            }
         };
-        let (sender, connection) = tokio::time::timeout(timeout, dial)
+        let sender = tokio::time::timeout(timeout, dial)
             .await
             .map_err(|_| CallError::Timeout(timeout))??;
-        tokio::spawn(async move {
-            // The connection ends when every Channel is dropped or the peer goes away; a
-            // failure is reported by the calls that were using it.
-            let _ = connection.await;
-        });
         Ok(Channel {
             sender,
             authority: Arc::from(authority),
+            scheme,
             token: None,
         })
     }
@@ -75,7 +91,7 @@ impl Channel {
     fn request(&self, path: &str) -> Result<Request<()>, CallError> {
         let mut builder = Request::builder()
             .method(Method::POST)
-            .uri(format!("http://{}{}", self.authority, path))
+            .uri(format!("{}://{}{}", self.scheme, self.authority, path))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .header("user-agent", USER_AGENT);
@@ -130,6 +146,23 @@ impl Channel {
         let (response, body) = self.open(path).await?;
         Ok((StreamSender::new(body), StreamReceiver::new(response)))
     }
+}
+
+/// The HTTP/2 handshake over `io`; the connection then runs on its own task until every
+/// Channel is dropped or the peer goes away (a failure is reported by the calls using it).
+async fn http2_over<T>(io: T) -> Result<SendRequest<Bytes>, CallError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .handshake::<_, Bytes>(io)
+        .await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// A decoder with the response size limit.
