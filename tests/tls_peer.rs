@@ -70,6 +70,29 @@ impl Authority {
         }
     }
 
+    /// A CRL of this CA revoking `serial`, written to a file; its path.
+    fn revoke(&self, serial: u64) -> PathBuf {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2100, 1, 1),
+            crl_number: rcgen::SerialNumber::from(vec![1]),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()),
+                revocation_time: rcgen::date_time_ymd(2020, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.certificate, &self.key)
+            .expect("sign crl");
+        let path = self.dir.join(format!("{}.crl", self.name));
+        std::fs::write(&path, crl.pem().expect("crl pem")).expect("write crl");
+        path
+    }
+
     fn ca_file(&self) -> PathBuf {
         self.dir.join(format!("{}-ca.crt", self.name))
     }
@@ -77,8 +100,21 @@ impl Authority {
     /// A certificate for both server and client use, with `common_name` and `names` (IPs or
     /// DNS names) as SANs.
     fn issue(&self, file_stem: &str, common_name: &str, names: &[&str]) -> Pair {
+        self.issue_with_serial(file_stem, common_name, names, None)
+    }
+
+    /// [`issue`](Self::issue) with a chosen serial number (to revoke it later).
+    fn issue_with_serial(
+        &self,
+        file_stem: &str,
+        common_name: &str,
+        names: &[&str],
+        serial: Option<u64>,
+    ) -> Pair {
         let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
         let mut params = rcgen::CertificateParams::new(names).expect("params");
+        params.serial_number =
+            serial.map(|serial| rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, common_name);
@@ -267,10 +303,27 @@ impl Setup {
         extra: impl Fn(usize) -> Vec<String>,
         wait: &[usize],
     ) -> Vec<Member> {
+        self.start_with_serials(count, common_name, |_| None, extra, wait)
+    }
+
+    /// [`start`](Self::start), member i's certificate with serial `serial(i)` when given.
+    fn start_with_serials(
+        &self,
+        count: usize,
+        common_name: impl Fn(usize) -> String,
+        serial: impl Fn(usize) -> Option<u64>,
+        extra: impl Fn(usize) -> Vec<String>,
+        wait: &[usize],
+    ) -> Vec<Member> {
         let mut members: Vec<Member> = (0..count).map(|i| self.member(i)).collect();
         let initial_cluster = initial_cluster(&members);
         for (i, member) in members.iter_mut().enumerate() {
-            let pair = self.member_pair(member, &common_name(i));
+            let pair = self.ca.issue_with_serial(
+                &member.name,
+                &common_name(i),
+                &[&member.ip, "127.0.0.1", "localhost"],
+                serial(i),
+            );
             let args = self.kubeadm_args(member, &pair, &initial_cluster, &extra(i));
             self.launch(member, &args);
         }
@@ -715,5 +768,32 @@ fn peer_auto_tls_members_talk_over_self_signed_certificates() {
             .lines()
             .collect::<Vec<_>>(),
         vec!["/auto", "tls"]
+    );
+}
+
+#[test]
+fn peer_crl_file_keeps_out_a_revoked_member() {
+    let _serial = serial();
+    require_etcdctl();
+    let setup = Setup::new();
+    const REVOKED: u64 = 0x0bad_5e41;
+    let crl = setup.ca.revoke(REVOKED);
+    let members = setup.start_with_serials(
+        3,
+        |i| format!("n{}", i + 1),
+        |i| (i == 2).then_some(REVOKED),
+        |_| vec![format!("--peer-crl-file={}", crl.display())],
+        &[0, 1],
+    );
+    setup.put_and_read_everywhere(&members[0], &[&members[0], &members[1]], "/k", "v");
+    assert!(
+        wait_for_log(&members[0], "Revoked"),
+        "n1 did not refuse the revoked member; log:\n{}",
+        members[0].log()
+    );
+    let output = setup.etcdctl(&[&members[2]], &["get", "/k"]);
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("/k"),
+        "the revoked member has the data"
     );
 }
