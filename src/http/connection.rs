@@ -12,8 +12,16 @@ use super::request::{Inbound, ReadOutcome, Request};
 use super::response::Response;
 use super::{KEEP_ALIVE_IDLE_TIMEOUT, RESPONSE_WRITE_TIMEOUT};
 use crate::shard::Shutdown;
-use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// After the last response, how long the client's further bytes are read and dropped before
+/// the socket closes (Go's `closeWriteAndWait`): closing with unread input makes the kernel
+/// send a reset, which can destroy the response before the client read it.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// Most bytes read and dropped while lingering.
+const CLOSE_LINGER_BYTES_MAX: usize = 4 << 20;
 
 /// Answers requests; the routes of one kind of listener.
 pub trait Handler {
@@ -28,6 +36,7 @@ where
     H: Handler,
 {
     let mut inbound = Inbound::default();
+    let mut linger = false;
     loop {
         let outcome = futures_lite::future::or(
             inbound.next_request(&mut stream, KEEP_ALIVE_IDLE_TIMEOUT),
@@ -44,7 +53,7 @@ where
                 tracing::debug!(?error, "unreadable HTTP request");
                 if let Some(response) = Response::for_request_error(&error) {
                     let bytes = response.encode(1, false, true, &http_date_now());
-                    write_within(&mut stream, &bytes).await;
+                    linger = write_within(&mut stream, &bytes).await;
                 }
                 break;
             }
@@ -55,15 +64,43 @@ where
         let response = handler.respond(request).await;
         let close = response.close || !keep_alive || shutdown.is_triggered();
         let bytes = response.encode(minor_version, head_only, close, &http_date_now());
-        if !write_within(&mut stream, &bytes).await || close {
+        if !write_within(&mut stream, &bytes).await {
+            break;
+        }
+        if close {
+            linger = true;
             break;
         }
     }
-    let _ = futures_lite::future::or(async { stream.close().await.is_ok() }, async {
+    // Shuts the sending side (a TLS stream sends its close_notify).
+    let closed = futures_lite::future::or(async { stream.close().await.is_ok() }, async {
         glommio::timer::sleep(RESPONSE_WRITE_TIMEOUT).await;
         false
     })
     .await;
+    if linger && closed {
+        drain(&mut stream).await;
+    }
+}
+
+/// Reads and drops what the client still sends, until it closes, [`CLOSE_LINGER`] passes or
+/// [`CLOSE_LINGER_BYTES_MAX`] arrived.
+async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
+    let deadline = Instant::now() + CLOSE_LINGER;
+    let mut scratch = vec![0u8; 16 * 1024];
+    let mut drained = 0;
+    while drained < CLOSE_LINGER_BYTES_MAX {
+        let read =
+            futures_lite::future::or(async { stream.read(&mut scratch).await.ok() }, async {
+                glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                None
+            })
+            .await;
+        match read {
+            Some(count) if count > 0 => drained += count,
+            _ => return,
+        }
+    }
 }
 
 /// Writes and flushes `bytes`; false if that failed or took longer than

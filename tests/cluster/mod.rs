@@ -594,6 +594,8 @@ pub struct ClusterSpec {
     pub wait_ready: Vec<usize>,
     /// Flags every member gets (and [`Cluster::start_joiner`] passes on to joiners).
     pub extra_args: Vec<String>,
+    /// Flags one member gets on top of `extra_args` (e.g. its own `--listen-metrics-urls`).
+    pub member_args: Vec<Vec<String>>,
     /// The server program every member runs; `None`: capstan. See [`ClusterSpec::program`].
     pub program: Option<PathBuf>,
 }
@@ -607,6 +609,7 @@ impl ClusterSpec {
             shards: 1,
             wait_ready: (0..size).collect(),
             extra_args: Vec::new(),
+            member_args: vec![Vec::new(); size],
             program: None,
         }
     }
@@ -623,6 +626,12 @@ impl ClusterSpec {
     pub fn flags(mut self, args: &[&str]) -> ClusterSpec {
         self.extra_args
             .extend(args.iter().map(|arg| arg.to_string()));
+        self
+    }
+
+    /// Adds flags that only `member` is started with.
+    pub fn member_flags(mut self, member: usize, args: &[&str]) -> ClusterSpec {
+        self.member_args[member].extend(args.iter().map(|arg| arg.to_string()));
         self
     }
 
@@ -741,7 +750,12 @@ impl Cluster {
                     log_path: dir.path().join(format!("n{}.log", i + 1)),
                     initial_cluster: initial_cluster.clone(),
                     shards: spec.shards,
-                    extra_args: spec.extra_args.clone(),
+                    extra_args: spec
+                        .extra_args
+                        .iter()
+                        .chain(&spec.member_args[i])
+                        .cloned()
+                        .collect(),
                     program: spec.program.clone(),
                     child: None,
                     paused: false,
