@@ -1,19 +1,37 @@
-//! Server configuration: etcd's command-line flags, `ETCD_*` environment variables, and the
-//! identities (member and cluster ids) derived from them exactly as etcd derives them, so a
-//! Capstan member started with the same flags as an etcd member reports the same ids.
+//! Server configuration: etcd's whole configuration surface (every etcd 3.6 flag, its
+//! `ETCD_*` variable, `--feature-gates` and the `--config-file` YAML), and the identities
+//! (member and cluster ids) derived from it exactly as etcd derives them, so a Capstan member
+//! started with the same flags as an etcd member reports the same ids.
+//!
+//! `table` lists every flag with what Capstan does with it (implemented, accepted with a notice,
+//! or refused by name); `flags::parse_args` reads the sources in etcd's order of precedence;
+//! `docs/configuration.md` is the table for readers (a test keeps them equal).
 
+mod args;
+mod assemble;
 mod auto_compaction;
 mod duration;
+mod env;
+mod file;
 mod flags;
+pub mod gates;
+mod help;
 mod identity;
 mod security;
+mod settings;
+pub mod table;
 mod url;
 
 pub use auto_compaction::{parse_auto_compaction, AutoCompaction, AUTO_COMPACTION_MODE_DEFAULT};
 pub use duration::parse_go_duration;
-pub use flags::{parse_args, ConfigError, Parsed};
+pub use flags::{
+    parse_args, ConfigError, Parsed, SNAPSHOT_COUNT_DEFAULT, WAL_SEGMENT_BYTES_DEFAULT,
+};
+pub use help::{configuration_table, outcome_note, usage, version_text};
 pub use identity::{cluster_id_of, member_id_of};
+pub use security::tls_served;
 pub use security::{SecurityConfig, TransportSecurity, SELF_SIGNED_CERT_VALIDITY_YEARS_DEFAULT};
+pub use settings::parse_go_bool;
 pub use url::ClientUrl;
 
 use std::path::PathBuf;
@@ -48,6 +66,8 @@ pub const ETCD_API_VERSION: &str = "3.6.0";
 pub struct ServerConfig {
     pub name: String,
     pub data_dir: PathBuf,
+    /// `--wal-dir`: a dedicated WAL directory instead of `<data-dir>/member/wal`.
+    pub wal_dir_dedicated: Option<PathBuf>,
     pub listen_client_urls: Vec<ClientUrl>,
     pub advertise_client_urls: Vec<String>,
     /// Where raft peers connect (the first `--listen-peer-urls` entry).
@@ -60,6 +80,9 @@ pub struct ServerConfig {
     pub initial_cluster_token: String,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// `--max-concurrent-streams`: HTTP/2 streams one client connection may open; `None` keeps
+    /// Capstan's own bound (`grpc::connection::CONCURRENT_STREAMS_MAX`).
+    pub max_concurrent_streams: Option<u32>,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub log_level: String,
@@ -121,7 +144,10 @@ impl ServerConfig {
     }
 
     pub fn wal_dir(&self) -> PathBuf {
-        self.data_dir.join("member").join("wal")
+        match &self.wal_dir_dedicated {
+            Some(dir) => dir.clone(),
+            None => self.data_dir.join("member").join("wal"),
+        }
     }
 
     /// The page store holding the applied state (see `durable`).

@@ -80,3 +80,19 @@ impl Default for SecurityConfig {
         }
     }
 }
+
+/// Whether this side's listeners speak TLS yet. A TLS setting for a side that does not is
+/// refused at start-up (never accepted without its effect); the TLS work flips these as each
+/// side's listener lands.
+pub const CLIENT_TLS_SERVED: bool = true;
+pub const PEER_TLS_SERVED: bool = true;
+
+/// Whether settings of `side` have their effect (`Either`: settings shared by both sides).
+pub fn tls_served(side: super::table::TlsSide) -> bool {
+    use super::table::TlsSide;
+    match side {
+        TlsSide::Client => CLIENT_TLS_SERVED,
+        TlsSide::Peer => PEER_TLS_SERVED,
+        TlsSide::Either => CLIENT_TLS_SERVED || PEER_TLS_SERVED,
+    }
+}

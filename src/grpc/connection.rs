@@ -46,13 +46,14 @@ pub const HEADER_BLOCK_BYTES_MAX: usize = 256 * 1024;
 /// Time a new connection has to complete the TLS handshake, and again the HTTP/2 handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn http2_builder() -> h2::server::Builder {
+/// `concurrent_streams_max`: `--max-concurrent-streams`, else `CONCURRENT_STREAMS_MAX`.
+fn http2_builder(concurrent_streams_max: u32) -> h2::server::Builder {
     let mut builder = h2::server::Builder::new();
     builder
         .initial_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .max_frame_size(FRAME_BYTES_MAX)
-        .max_concurrent_streams(CONCURRENT_STREAMS_MAX)
+        .max_concurrent_streams(concurrent_streams_max)
         .max_header_list_size(HEADER_LIST_BYTES_MAX)
         .max_send_buffer_size(SEND_BUFFER_BYTES_MAX)
         .max_concurrent_reset_streams(RESET_STREAMS_MAX)
@@ -169,7 +170,11 @@ async fn serve_connection<S>(
             header_list_bytes_max: HEADER_LIST_BYTES_MAX as usize,
         },
     );
-    let handshake = http2_builder().handshake::<_, Bytes>(stream.compat());
+    let concurrent_streams_max = context
+        .config
+        .max_concurrent_streams
+        .unwrap_or(CONCURRENT_STREAMS_MAX);
+    let handshake = http2_builder(concurrent_streams_max).handshake::<_, Bytes>(stream.compat());
     let handshaken = futures_lite::future::or(async { Some(handshake.await) }, async {
         glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
         None
