@@ -238,9 +238,15 @@ pub fn assemble(settings: &Settings) -> Result<ServerConfig, ConfigError> {
     crate::tls::crypto_policy(&security).map_err(|error| ConfigError(error.to_string()))?;
     check_client_urls_have_a_certificate(&listen_client_urls, &security.client)?;
     use super::table::TlsSide;
+    // An https:// metrics URL serves the client certificate too (etcd's ClientTLSInfo).
+    let client_side_urls: Vec<ClientUrl> = listen_client_urls
+        .iter()
+        .chain(&listen_metrics_urls)
+        .cloned()
+        .collect();
     check_listener_security(
         "listen-client-urls",
-        &listen_client_urls,
+        &client_side_urls,
         TlsSide::Client,
         &security.client,
     )?;
