@@ -7,6 +7,8 @@
 //! The bodies asserted are the ones etcd 3.6.14 sends (checked by hand with curl against
 //! `etcd36`); when that binary is present, the lost-quorum test runs the same assertions
 //! against an etcd 3.6 cluster too.
+#[path = "common/certs.rs"]
+mod certs;
 mod cluster;
 mod common;
 
@@ -18,6 +20,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long one test request may take: a linearizable read without quorum takes etcd's
@@ -758,4 +762,88 @@ fn etcd36_without_quorum_answers_the_same() {
             .member_flags(0, &[&flag]),
     );
     check_lost_quorum(&mut cluster, port, "etcd 3.6");
+}
+
+#[test]
+fn an_https_metrics_url_speaks_tls_with_the_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = certs::Ca::new("probe-ca");
+    let files = ca.server("capstan-metrics").write(dir.path(), "server");
+    let port = free_port();
+    let flags = [
+        format!("--listen-metrics-urls=https://127.0.0.1:{port}"),
+        format!("--cert-file={}", files.cert.display()),
+        format!("--key-file={}", files.key.display()),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let _server = Server::start(Flavor::Capstan, dir.path(), &flags);
+
+    // A client offering h2 first still gets HTTP/1.1: nothing on this port speaks HTTP/2.
+    let mut config = Arc::unwrap_or_clone(certs::client_config(&ca.pem(), None));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let server_name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a server name");
+    let mut connection =
+        rustls::ClientConnection::new(Arc::new(config), server_name).expect("a TLS client");
+    let mut socket = connect(port);
+    let mut stream = rustls::Stream::new(&mut connection, &mut socket);
+    stream
+        .write_all(b"GET /readyz?verbose HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send over TLS");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("[+]non_learner ok\nok\n"), "{answer}");
+    assert_eq!(connection.alpn_protocol(), Some(&b"http/1.1"[..]));
+
+    // Plaintext on the TLS port closes that connection only.
+    let answer = raw_exchange(
+        port,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+}
+
+#[test]
+fn an_https_metrics_url_without_a_certificate_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client_url = format!("http://127.0.0.1:{}", free_port());
+    let metrics_url = format!("https://127.0.0.1:{}", free_port());
+    let mut child = Command::new(capstan_binary())
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .arg(format!("--listen-client-urls={client_url}"))
+        .arg(format!("--advertise-client-urls={client_url}"))
+        .arg(format!("--listen-metrics-urls={metrics_url}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start capstan");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll capstan") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("capstan kept running with an https metrics url and no certificate");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on TLS for {metrics_url}: KeyFile and CertFile are not presented"
+        )),
+        "{stderr}"
+    );
 }

@@ -235,8 +235,10 @@ mod tests {
     use super::*;
 
     fn sample() -> MemberSample {
-        let mut health = HealthCounters::default();
-        health.health_success = 3;
+        let mut health = HealthCounters {
+            health_success: 3,
+            ..HealthCounters::default()
+        };
         health.record_check("readyz", "linearizable_read", true);
         health.record_check("readyz", "linearizable_read", false);
         MemberSample {

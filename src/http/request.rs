@@ -337,6 +337,10 @@ fn parse_head(head: &[u8]) -> Result<Request, RequestError> {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(RequestError::BadRequest(None)),
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
+        // Go answers the HTTP/2 preface (h2c prior knowledge) with a plain 400.
+        Err(httparse::Error::Version) if head.starts_with(b"PRI * HTTP/2.0") => {
+            return Err(RequestError::BadRequest(None))
+        }
         Err(httparse::Error::Version) => return Err(RequestError::VersionNotSupported),
         Err(_) => return Err(RequestError::BadRequest(None)),
     }
@@ -494,6 +498,10 @@ mod tests {
         );
         assert_eq!(head("garbage\r\n\r\n"), Err(RequestError::BadRequest(None)));
         assert!(head("GET /health HTTP/1.0\r\n\r\n").is_ok());
+        assert_eq!(
+            head("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Err(RequestError::BadRequest(None))
+        );
     }
 
     #[test]
