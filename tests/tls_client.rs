@@ -11,7 +11,9 @@
 //! - a rotated certificate is served to new connections without a restart;
 //! - `http://` and `https://` client URLs can be mixed;
 //! - the verified client certificate's CN reaches the request path;
-//! - https without a certificate is refused at start-up with etcd's message.
+//! - https without a certificate is refused at start-up with etcd's message;
+//! - `--client-crl-file` refuses a revoked certificate, `--client-cert-allowed-hostname` one
+//!   not valid for that name.
 
 #[path = "common/certs.rs"]
 mod certs;
@@ -598,5 +600,73 @@ fn auto_tls_serves_a_self_signed_certificate_under_the_data_dir() {
             "--insecure-skip-tls-verify".to_string(),
         ],
         &["put", "auto", "tls"],
+    );
+}
+
+/// `--client-crl-file` keeps out a certificate of the trusted CA whose serial it revokes, and
+/// `--client-cert-allowed-hostname` one that is not valid for the allowed name; in both cases
+/// an acceptable client is still served.
+#[test]
+fn crl_and_allowed_hostname_refuse_certificates_of_the_trusted_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    let certs_dir = dir.path().join("certs");
+    const REVOKED_SERIAL: u64 = 0x5eed_0001;
+    let revoked = pki.ca.client_with_serial("client-revoked", REVOKED_SERIAL);
+    let crl_file = certs::write_pem(&certs_dir, "ca.crl", &pki.ca.crl_pem(&[REVOKED_SERIAL]));
+    let mut args = pki.server_args();
+    args.push(format!("--client-crl-file={}", crl_file.display()));
+    let mut server = TlsServer::start(dir.path(), &["https://127.0.0.1:{port}"], &args, &[]);
+    let probe = certs::probe(
+        server.port,
+        certs::client_config(&pki.ca.pem(), Some(&revoked)),
+    );
+    assert!(!probe.served, "a revoked certificate was served: {probe:?}");
+    server.assert_alive();
+    let good = certs::probe(
+        server.port,
+        certs::client_config(&pki.ca.pem(), Some(&pki.alice)),
+    );
+    assert!(
+        good.served,
+        "a certificate the CRL does not name was refused: {good:?}"
+    );
+    drop(server);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    let mut args = pki.server_args();
+    args.push("--client-cert-allowed-hostname=client.allowed.example".to_string());
+    let mut server = TlsServer::start(dir.path(), &["https://127.0.0.1:{port}"], &args, &[]);
+    let allowed = pki
+        .ca
+        .client_with_sans("client-allowed", &["client.allowed.example"]);
+    let other = pki
+        .ca
+        .client_with_sans("client-other", &["client.other.example"]);
+    let refused = certs::probe(
+        server.port,
+        certs::client_config(&pki.ca.pem(), Some(&other)),
+    );
+    assert!(
+        !refused.served,
+        "a certificate for another host name was served: {refused:?}"
+    );
+    let no_san = certs::probe(
+        server.port,
+        certs::client_config(&pki.ca.pem(), Some(&pki.alice)),
+    );
+    assert!(
+        !no_san.served,
+        "a certificate without the allowed name was served: {no_san:?}"
+    );
+    server.assert_alive();
+    let served = certs::probe(
+        server.port,
+        certs::client_config(&pki.ca.pem(), Some(&allowed)),
+    );
+    assert!(
+        served.served,
+        "the allowed host name was refused: {served:?}"
     );
 }

@@ -72,10 +72,54 @@ impl Ca {
         self.issue(common_name, sans, false, false)
     }
 
+    /// A client certificate with serial number `serial` (to be revoked by [`Ca::crl_pem`]).
+    pub fn client_with_serial(&self, common_name: &str, serial: u64) -> Issued {
+        self.issue_with(common_name, &[], false, false, Some(serial))
+    }
+
+    /// A CRL of this CA, as PEM, revoking the certificates with these serial numbers.
+    pub fn crl_pem(&self, revoked_serials: &[u64]) -> String {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2100, 1, 1),
+            crl_number: rcgen::SerialNumber::from(vec![1]),
+            issuing_distribution_point: None,
+            revoked_certs: revoked_serials
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()),
+                    revocation_time: rcgen::date_time_ymd(2020, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.certificate, &self.key)
+            .expect("sign crl")
+            .pem()
+            .expect("crl pem")
+    }
+
     fn issue(&self, common_name: &str, sans: &[&str], expired: bool, server: bool) -> Issued {
+        self.issue_with(common_name, sans, expired, server, None)
+    }
+
+    fn issue_with(
+        &self,
+        common_name: &str,
+        sans: &[&str],
+        expired: bool,
+        server: bool,
+        serial: Option<u64>,
+    ) -> Issued {
         let sans: Vec<String> = sans.iter().map(|san| san.to_string()).collect();
         let mut params = rcgen::CertificateParams::new(sans).expect("params");
         params.distinguished_name = name(common_name);
+        if let Some(serial) = serial {
+            params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+        }
         let now = SystemTime::now();
         if expired {
             params.not_before = (now - 30 * DAY).into();
