@@ -2,6 +2,7 @@
 //! etcd's defaults and its cross-flag rules (`--advertise-client-urls` required with
 //! `--listen-client-urls` on the command line, election timeout at least five heartbeats, ...).
 
+use super::gates::GateValues;
 use super::settings::{parse_go_bool, Origin, Settings};
 use super::{
     parse_auto_compaction, parse_go_duration, security, ClientUrl, ConfigError, ServerConfig,
@@ -163,7 +164,7 @@ fn check_listener_security(
 
 /// Builds the configuration. From a configuration file, etcd does not require
 /// `advertise-client-urls` with `listen-client-urls` (the default is advertised).
-pub fn assemble(settings: &Settings) -> Result<ServerConfig, ConfigError> {
+pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig, ConfigError> {
     let values = Values(settings);
     let name = values.text("name", "default");
     let data_dir = absolute(
@@ -345,6 +346,7 @@ pub fn assemble(settings: &Settings) -> Result<ServerConfig, ConfigError> {
         auto_compaction,
         security,
         listen_metrics_urls,
+        initial_corrupt_check: gates.get("InitialCorruptCheck").copied().unwrap_or(false),
     })
 }
 

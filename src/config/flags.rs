@@ -80,9 +80,10 @@ pub fn parse_args(
         }
     };
     let mut settings = resolve_renames(settings, &mut warnings)?;
-    warnings.extend(resolve_gates(&mut settings)?);
+    let (gate_values, gate_notices) = resolve_gates(&mut settings)?;
+    warnings.extend(gate_notices);
     warnings.extend(check_outcomes(&settings)?);
-    let config = assemble::assemble(&settings)?;
+    let config = assemble::assemble(&settings, &gate_values)?;
     Ok(Parsed::Run {
         config: Box::new(config),
         warnings,
@@ -152,9 +153,9 @@ fn resolve_renames(
     Ok(settings)
 }
 
-/// `--feature-gates` and the `--experimental-*` flags that became gates: notices for gates away
-/// from their default, or the refusal of one.
-fn resolve_gates(settings: &mut Settings) -> Result<Vec<String>, ConfigError> {
+/// `--feature-gates` and the `--experimental-*` flags that became gates: every gate's value and
+/// the notices for gates away from their default, or the refusal of one.
+fn resolve_gates(settings: &mut Settings) -> Result<(gates::GateValues, Vec<String>), ConfigError> {
     let mut warnings = Vec::new();
     let mut named: BTreeMap<String, bool> = match settings.get("feature-gates") {
         None => BTreeMap::new(),
@@ -189,7 +190,7 @@ fn resolve_gates(settings: &mut Settings) -> Result<Vec<String>, ConfigError> {
     }
     let values = gates::resolve(&named);
     warnings.extend(gates::check(&values).map_err(ConfigError)?);
-    Ok(warnings)
+    Ok((values, warnings))
 }
 
 /// Applies every setting's outcome: refused ones stop start-up, no-op ones get a notice.
@@ -368,6 +369,45 @@ mod tests {
         }
     }
 
+    /// What each implemented feature gate, turned away from its default, changes in
+    /// `ServerConfig`.
+    fn implemented_gate(name: &str) -> fn(&ServerConfig) -> bool {
+        match name {
+            "InitialCorruptCheck" => |c| c.initial_corrupt_check,
+            other => panic!("gate {other} is implemented: give it a check here"),
+        }
+    }
+
+    /// Every implemented gate set through `--feature-gates` reaches `ServerConfig`, silently.
+    #[test]
+    fn implemented_gates_reach_the_config() {
+        for gate in gates::GATES {
+            if !matches!(gate.outcome, gates::GateOutcome::Implemented(_)) {
+                continue;
+            }
+            let flag = format!("--feature-gates={}={}", gate.name, !gate.default);
+            let (config, warnings) =
+                parse(&[&flag], &[]).unwrap_or_else(|error| panic!("{flag}: {error}"));
+            assert!(implemented_gate(gate.name)(&config), "{flag}");
+            assert!(warnings.is_empty(), "{flag}: {warnings:?}");
+            let (config, _) = parse(&[], &[]).expect("defaults");
+            assert!(
+                !implemented_gate(gate.name)(&config),
+                "{} is off by default",
+                gate.name
+            );
+        }
+        let (config, _) = parse(&[], &[("ETCD_FEATURE_GATES", "InitialCorruptCheck=true")])
+            .expect("from the environment");
+        assert!(config.initial_corrupt_check);
+        let (config, warnings) =
+            parse(&["--experimental-initial-corrupt-check=true"], &[]).expect("3.5 name");
+        assert!(config.initial_corrupt_check);
+        assert!(warnings.iter().any(|line| line.contains("deprecated")));
+        let (config, _) = parse(&["--feature-gates=InitialCorruptCheck=false"], &[]).expect("off");
+        assert!(!config.initial_corrupt_check);
+    }
+
     fn expect_outcome(flag: &table::Flag, outcome: Outcome, args: &[String]) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = parse(&args, &[]);
@@ -432,6 +472,14 @@ mod tests {
                     }
                     (gates::GateOutcome::Refused(_), Ok(_)) => {
                         panic!("--{} must be refused", flag.name)
+                    }
+                    (gates::GateOutcome::Implemented(_), Ok((config, warnings))) => {
+                        assert!(warnings.iter().any(|line| line.contains(flag.name)));
+                        assert!(
+                            implemented_gate(gate.name)(&config),
+                            "--{} did not reach ServerConfig",
+                            flag.name
+                        );
                     }
                     (_, Ok((_, warnings))) => {
                         assert!(warnings.iter().any(|line| line.contains(flag.name)))

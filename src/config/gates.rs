@@ -14,6 +14,8 @@ pub enum Stage {
 /// What Capstan does when a gate is set to the value opposite to etcd's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateOutcome {
+    /// Reaches `ServerConfig` and has its effect (the field named here).
+    Implemented(&'static str),
     /// Capstan behaves as if the gate were on, always; turning it off logs this reason.
     AlwaysOn(&'static str),
     /// Accepted with a one-line notice.
@@ -49,9 +51,9 @@ pub const GATES: &[Gate] = &[
         stage: Stage::Alpha,
         default: false,
         since: "3.6",
-        outcome: GateOutcome::Refused(
-            "the start-up hash check against peers is not implemented yet; a safety check is \
-             never accepted without its effect",
+        outcome: GateOutcome::Implemented(
+            "the start-up hash check against peers (`server::corrupt_check`): \
+             `ServerConfig::initial_corrupt_check`",
         ),
     },
     Gate {
@@ -145,9 +147,12 @@ pub fn parse_gates(text: &str) -> Result<BTreeMap<String, bool>, String> {
     Ok(named)
 }
 
+/// Every gate's value, by name.
+pub type GateValues = BTreeMap<&'static str, bool>;
+
 /// Every gate's value: named ones as named, others from `AllAlpha`/`AllBeta`, else etcd's
 /// default.
-pub fn resolve(named: &BTreeMap<String, bool>) -> BTreeMap<&'static str, bool> {
+pub fn resolve(named: &BTreeMap<String, bool>) -> GateValues {
     GATES
         .iter()
         .map(|gate| {
@@ -166,7 +171,7 @@ pub fn resolve(named: &BTreeMap<String, bool>) -> BTreeMap<&'static str, bool> {
 }
 
 /// The notices for gates set away from their default, or the first refusal.
-pub fn check(values: &BTreeMap<&'static str, bool>) -> Result<Vec<String>, String> {
+pub fn check(values: &GateValues) -> Result<Vec<String>, String> {
     let mut notices = Vec::new();
     for gate in GATES {
         let value = values.get(gate.name).copied().unwrap_or(gate.default);
@@ -174,6 +179,7 @@ pub fn check(values: &BTreeMap<&'static str, bool>) -> Result<Vec<String>, Strin
             continue;
         }
         match gate.outcome {
+            GateOutcome::Implemented(_) => {}
             GateOutcome::AlwaysOn(_) if value => {}
             GateOutcome::AlwaysOn(reason) | GateOutcome::Notice(reason) => notices.push(format!(
                 "--feature-gates={}={value} has no effect in Capstan: {reason}",
@@ -243,7 +249,7 @@ mod tests {
                     let error = result.expect_err("refused");
                     assert!(error.contains(gate.name), "{error}");
                 }
-                GateOutcome::AlwaysOn(_) => {
+                GateOutcome::AlwaysOn(_) | GateOutcome::Implemented(_) => {
                     assert_eq!(
                         result.expect("accepted"),
                         Vec::<String>::new(),

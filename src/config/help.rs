@@ -124,6 +124,7 @@ pub fn configuration_table() -> String {
     text.push_str("\n| feature gate | stage | etcd default | etcd | Capstan when set away from the default |\n|---|---|---|---|---|\n");
     for gate in super::gates::GATES {
         let outcome = match gate.outcome {
+            super::gates::GateOutcome::Implemented(what) => format!("implemented: {what}"),
             super::gates::GateOutcome::AlwaysOn(reason) => {
                 format!("always on; `false` is a notice: {reason}")
             }

@@ -111,6 +111,9 @@ pub struct ServerConfig {
     pub security: SecurityConfig,
     /// `--listen-metrics-urls`: extra listeners for `/metrics` and the health endpoints.
     pub listen_metrics_urls: Vec<ClientUrl>,
+    /// `--feature-gates=InitialCorruptCheck=true` (etcd 3.5: `--experimental-initial-corrupt-check`):
+    /// compare HashKV with the other members before serving (`server::corrupt_check`).
+    pub initial_corrupt_check: bool,
 }
 
 impl ServerConfig {

@@ -5,11 +5,10 @@
 //! peer url is asked over TLS (a blocking rustls stream), with the same client configuration
 //! as the peer transport's.
 
-use super::tls::server_name;
+use super::blocking::{exchange, Timeouts};
 use super::transport::PeerAddress;
 use super::wire::{Handshake, HANDSHAKE_BYTES};
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,9 +25,6 @@ pub fn ask(
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> io::Result<u64> {
     let peer_id = peer.id;
-    let stream = TcpStream::connect_timeout(&peer.address, ANSWER_TIMEOUT)?;
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
     let query = Handshake {
         cluster_id: 0,
         from_id: local_id,
@@ -36,24 +32,11 @@ pub fn ask(
     }
     .encode_query();
     let mut bytes = [0u8; HANDSHAKE_BYTES];
-    match &peer.tls_host {
-        None => exchange(stream, &query, &mut bytes)?,
-        Some(host) => {
-            let config = tls.cloned().ok_or_else(|| {
-                io::Error::other(
-                    "peer url is https but this member has no peer TLS settings \
-                     (--peer-trusted-ca-file, --peer-auto-tls)",
-                )
-            })?;
-            let connection = rustls::ClientConnection::new(config, server_name(host)?)
-                .map_err(io::Error::other)?;
-            exchange(
-                rustls::StreamOwned::new(connection, stream),
-                &query,
-                &mut bytes,
-            )?;
-        }
-    }
+    let timeouts = Timeouts {
+        connect: ANSWER_TIMEOUT,
+        answer: ANSWER_TIMEOUT,
+    };
+    exchange(peer, tls, timeouts, &query, &mut bytes)?;
     let answer = Handshake::decode(&bytes)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
     if answer.from_id != peer_id || answer.to_id != local_id || answer.cluster_id == 0 {
@@ -66,17 +49,6 @@ pub fn ask(
         ));
     }
     Ok(answer.cluster_id)
-}
-
-/// Sends the query and reads the answer (the TLS handshake, if any, happens on the write).
-fn exchange(
-    mut stream: impl Read + Write,
-    query: &[u8; HANDSHAKE_BYTES],
-    answer: &mut [u8; HANDSHAKE_BYTES],
-) -> io::Result<()> {
-    stream.write_all(query)?;
-    stream.flush()?;
-    stream.read_exact(answer)
 }
 
 /// Asks `peers` in turn until one answers or `patience` runs out.

@@ -7,15 +7,20 @@
 //!
 //! On a TLS peer port ([`super::tls`]) the TLS handshake and its certificate checks run in the
 //! connection's own task, never in the accept loop; the 32-byte handshake and the frames then
-//! travel inside TLS unchanged. Refusals are logged one line each, at most one per
-//! [`REFUSAL_LOG_INTERVAL`] (the line counts those not logged), so a peer retrying with a bad
-//! certificate, or a scanner, cannot flood the log.
+//! travel inside TLS unchanged. The two one-shot queries (a joining member's cluster query, a
+//! restarting member's hash query) arrive on the same port, after the same TLS checks, and are
+//! answered and closed without touching the raft connections.
+//!
+//! Refusals are logged one line each, at most one per [`REFUSAL_LOG_INTERVAL`] (the line
+//! counts those not logged), so a peer retrying with a bad certificate, or a scanner, cannot
+//! flood the log.
 
 use super::frame_reader::{FrameError, FrameReader};
+use super::hash_wire::{decode_hash_query_body, HashAnswer, HashReply, HASH_QUERY_BODY_BYTES};
 use super::stream::PeerStream;
 use super::tls::PeerTlsError;
 use super::transport::Shared;
-use super::wire::{Handshake, HandshakeError, HANDSHAKE_BYTES};
+use super::wire::{Handshake, HandshakeError, Purpose, HANDSHAKE_BYTES};
 use crate::shard::listen::{bind_listener, PortSharing};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -35,6 +40,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// At most one refused connection is logged per this interval.
 pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// Hash queries computed at once; more are answered `Unavailable` (each hashes the whole
+/// history in the blocking pool, and a restarting member asks each peer once).
+pub const HASH_QUERIES_AT_ONCE: usize = 4;
 
 /// One inbound connection being served.
 pub(super) struct InboundConnection {
@@ -197,19 +205,101 @@ async fn answer_cluster_query(
     Ok(())
 }
 
-async fn read_handshake(stream: &mut PeerStream) -> Result<(Handshake, bool), Refusal> {
-    let mut bytes = [0u8; HANDSHAKE_BYTES];
-    let read =
-        futures_lite::future::or(async { Some(stream.read_exact(&mut bytes).await) }, async {
-            glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
-            None
-        })
-        .await;
+/// A restarting member's initial corruption check asks for our HashKV at a revision: answer
+/// with the owner shard's current read view, hashed in the blocking pool, and close. Only
+/// members of our cluster get a hash; another cluster is told so (etcd's 412), and logged.
+async fn answer_hash_query(
+    shared: &Shared,
+    stream: &mut PeerStream,
+    remote: Option<SocketAddr>,
+    query: Handshake,
+) -> Result<(), Refusal> {
+    let mut body = [0u8; HASH_QUERY_BODY_BYTES];
+    read_exact_in_time(stream, &mut body).await?;
+    let revision = decode_hash_query_body(body);
+    if query.to_id != shared.local_id {
+        return Err(Refusal::WrongTarget(query.to_id));
+    }
+    if query.from_id == shared.local_id || query.from_id == 0 {
+        return Err(Refusal::BadSender(query.from_id));
+    }
+    let from = format!("{:x}", query.from_id);
+    let mut answer = if query.cluster_id != shared.cluster_id {
+        tracing::error!(
+            ?remote,
+            from,
+            "cluster ID mismatch: hash query for cluster {:x}, this member is in cluster {:x}",
+            query.cluster_id,
+            shared.cluster_id
+        );
+        unavailable(HashReply::ClusterMismatch)
+    } else {
+        tracing::info!(?remote, from, revision, "answering a member's hash query");
+        hash_now(shared, revision).await
+    };
+    answer.member_id = shared.local_id;
+    stream.write_all(&answer.encode()).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+/// An answer without a hash.
+fn unavailable(reply: HashReply) -> HashAnswer {
+    HashAnswer {
+        member_id: 0,
+        current_revision: 0,
+        reply,
+    }
+}
+
+/// The hash source's answer, computed in the blocking pool, at most
+/// [`HASH_QUERIES_AT_ONCE`] at a time.
+async fn hash_now(shared: &Shared, revision: i64) -> HashAnswer {
+    let Some(source) = shared.hashes.clone() else {
+        return unavailable(HashReply::Unavailable);
+    };
+    let running = shared.hash_queries_running.get();
+    if running >= HASH_QUERIES_AT_ONCE {
+        tracing::warn!(
+            limit = HASH_QUERIES_AT_ONCE,
+            "too many hash queries at once; answering unavailable"
+        );
+        return unavailable(HashReply::Unavailable);
+    }
+    shared.hash_queries_running.set(running + 1);
+    let _running = RunningHash(&shared.hash_queries_running);
+    glommio::executor()
+        .spawn_blocking(move || source(revision))
+        .await
+}
+
+/// Counts one hash query as running until dropped (also when its task is cancelled).
+struct RunningHash<'a>(&'a std::cell::Cell<usize>);
+
+impl Drop for RunningHash<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
+/// Fills `bytes` within [`HANDSHAKE_TIMEOUT`].
+async fn read_exact_in_time(stream: &mut PeerStream, bytes: &mut [u8]) -> Result<(), Refusal> {
+    let read = futures_lite::future::or(async { Some(stream.read_exact(bytes).await) }, async {
+        glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+        None
+    })
+    .await;
     match read {
-        Some(Ok(())) => Ok(Handshake::decode_any(&bytes)?),
+        Some(Ok(())) => Ok(()),
         Some(Err(error)) => Err(error.into()),
         None => Err(Refusal::HandshakeTimeout),
     }
+}
+
+async fn read_handshake(stream: &mut PeerStream) -> Result<(Handshake, Purpose), Refusal> {
+    let mut bytes = [0u8; HANDSHAKE_BYTES];
+    read_exact_in_time(stream, &mut bytes).await?;
+    Ok(Handshake::decode_any(&bytes)?)
 }
 
 /// Checks the handshake, then delivers frames until the connection ends.
@@ -219,9 +309,13 @@ async fn serve_frames(
     stream: &mut PeerStream,
     remote: Option<SocketAddr>,
 ) -> Result<(), Refusal> {
-    let (handshake, query) = read_handshake(stream).await?;
-    if query {
-        return answer_cluster_query(shared, stream, remote, handshake).await;
+    let (handshake, purpose) = read_handshake(stream).await?;
+    match purpose {
+        Purpose::Raft => {}
+        Purpose::ClusterQuery => {
+            return answer_cluster_query(shared, stream, remote, handshake).await
+        }
+        Purpose::HashQuery => return answer_hash_query(shared, stream, remote, handshake).await,
     }
     if handshake.cluster_id != shared.cluster_id {
         tracing::error!(

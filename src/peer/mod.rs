@@ -30,10 +30,45 @@
 //!  +--------+--------+--------+----------------+----------------+----------------+
 //! ```
 //!
-//! Refused (connection closed): another magic, another version, non-zero flags; a cluster id
-//! other than ours (logged as an error: `cluster ID mismatch`, both ids in hex); a `to_id`
-//! other than our member id; a `from_id` of 0 or our own id. No reply is ever sent: the
-//! connection is one-way.
+//! Refused (connection closed): another magic, another version, flags other than the ones
+//! below; a cluster id other than ours (logged as an error: `cluster ID mismatch`, both ids in
+//! hex); a `to_id` other than our member id; a `from_id` of 0 or our own id. No reply is ever
+//! sent on a raft connection: it is one-way.
+//!
+//! Two flags turn a connection into a one-shot query instead, answered and then closed (no
+//! frames); they pass the same TLS and certificate checks as raft connections:
+//!
+//! - `0x0100` cluster query ([`cluster_query`]): a member joining an existing cluster asks
+//!   which cluster the receiver is in (its `cluster_id` is 0); the answer is the receiver's own
+//!   handshake.
+//! - `0x0200` hash query ([`hash_query`], [`hash_wire`]): a restarting member's initial
+//!   corruption check asks for etcd's HashKV at a revision (etcd's `/members/hashkv`). The
+//!   revision follows the handshake; the answer is 48 bytes:
+//!
+//! ```text
+//!  query:  handshake (flags 0x0200) | revision: i64 BE            (32 + 8 bytes)
+//!
+//!  answer:
+//!  0        4      5        8                16                 24         28        32
+//!  +--------+------+--------+----------------+------------------+----------+---------+
+//!  | "CPHK" |status|  0 0 0 |   member_id    | current_revision |   hash   | 0 0 0 0 |
+//!  | magic  |  u8  |reserved|      u64       |       i64        |   u32    |reserved |
+//!  +--------+------+--------+----------------+------------------+----------+---------+
+//!  32                 40                48
+//!  +------------------+-----------------+
+//!  | compact_revision |  hash_revision  |
+//!  |       i64        |       i64       |
+//!  +------------------+-----------------+
+//! ```
+//!
+//! `status`: 0 hash (all fields meaningful), 1 compacted (the revision is below
+//! `compact_revision`), 2 future revision (past `current_revision`), 3 cluster ID mismatch
+//! (the query's `cluster_id` is not the receiver's; logged there as an error), 4 unavailable
+//! (no state to hash, or [`inbound::HASH_QUERIES_AT_ONCE`] already running). Fields a status
+//! does not use are zero. The hash comes from the owner shard's current read view, computed in
+//! the executor's blocking pool. The asker refuses an answer with another magic, an unknown
+//! status, non-zero reserved bytes, another `member_id` than the one it asked, or a hash of
+//! another revision than it asked for.
 //!
 //! # Frames (after the handshake, back to back until the connection closes)
 //!
@@ -59,11 +94,16 @@
 //! `--initial-cluster` or a `member add`: [`PeerAddress::tls_host`]) is connected to over TLS,
 //! its certificate verified for the url's host. The handshake and the frames above then travel
 //! inside TLS unchanged; `stream::PeerStream` hides which. A connection that fails TLS is
-//! closed like one with bad bytes. The joining member's cluster query ([`cluster_query`]) uses
-//! the same client configuration, blocking.
+//! closed like one with bad bytes. The joining member's cluster query ([`cluster_query`]) and
+//! the restarting member's hash queries ([`hash_query`]) use the same client configuration,
+//! blocking ([`blocking`]); on the receiving side they pass the same TLS and certificate checks
+//! as raft connections.
 
+pub mod blocking;
 pub mod cluster_query;
 pub mod frame_reader;
+pub mod hash_query;
+pub mod hash_wire;
 pub mod inbound;
 pub mod outbound;
 pub mod queue;
@@ -77,5 +117,5 @@ mod tests;
 
 pub use queue::{PEER_QUEUE_BYTES_MAX, PEER_QUEUE_MESSAGES_MAX};
 pub use tls::PeerTls;
-pub use transport::{Deliver, PeerAddress, PeerTransport, TransportConfig};
+pub use transport::{Deliver, HashSource, PeerAddress, PeerTransport, TransportConfig};
 pub use wire::FRAME_BYTES_MAX;

@@ -57,6 +57,7 @@ fn start(id: u64, cluster_id: u64, listen: SocketAddr, peers: Vec<PeerAddress>) 
             listen,
             peers,
             tls: PeerTls::plain(),
+            hashes: None,
         },
         Rc::new(move |from, message| sink.borrow_mut().push((from, message))),
     )
@@ -77,6 +78,7 @@ async fn start_when_free(id: u64, listen: SocketAddr, peers: Vec<PeerAddress>) -
                 listen,
                 peers: peers.clone(),
                 tls: PeerTls::plain(),
+                hashes: None,
             },
             Rc::new(move |from, message| sink.borrow_mut().push((from, message))),
         );
@@ -416,5 +418,165 @@ fn bad_bytes_close_only_their_connection() {
         assert_eq!(b.transport.connected_peers(), vec![1]);
         a.transport.stop();
         b.transport.stop();
+    });
+}
+
+/// A transport that answers hash queries with a fixed hash, whatever the revision.
+fn start_hashing(id: u64, peers: Vec<PeerAddress>) -> Member {
+    use super::hash_wire::{HashAnswer, HashReply};
+    let inbox: Inbox = Rc::default();
+    let sink = inbox.clone();
+    let transport = PeerTransport::start(
+        TransportConfig {
+            local_id: id,
+            cluster_id: CLUSTER,
+            listen: loopback(0),
+            peers,
+            tls: PeerTls::plain(),
+            hashes: Some(Arc::new(|revision| HashAnswer {
+                member_id: 0,
+                current_revision: 50,
+                reply: HashReply::Hash {
+                    hash: 0xabcd,
+                    compact_revision: -1,
+                    hash_revision: revision,
+                },
+            })),
+        },
+        Rc::new(move |from, message| sink.borrow_mut().push((from, message))),
+    )
+    .expect("transport starts");
+    Member { transport, inbox }
+}
+
+/// Sends `query`, reads one whole hash answer and expects the connection closed after it.
+async fn hash_answer_to(target: SocketAddr, query: &[u8]) -> super::hash_wire::HashAnswer {
+    use super::hash_wire::{HashAnswer, HASH_ANSWER_BYTES};
+    let mut stream = TcpStream::connect(target).await.expect("connect");
+    stream.write_all(query).await.expect("write");
+    let mut bytes = [0u8; HASH_ANSWER_BYTES];
+    stream.read_exact(&mut bytes).await.expect("answer");
+    assert_closed_by_peer(&mut stream).await;
+    HashAnswer::decode(&bytes).expect("a well-formed answer")
+}
+
+#[test]
+fn hash_queries_are_answered_and_bad_ones_close_only_their_connection() {
+    use super::hash_wire::{encode_hash_query, HashReply};
+    use super::wire::Purpose;
+    run(|| async {
+        let a = start_hashing(1, Vec::new());
+        let b = start(2, CLUSTER, loopback(0), vec![address_of(1, &a)]);
+        b.transport.send(1, Bytes::from_static(b"first"));
+        assert!(wait_until(|| a.inbox.borrow().len() == 1).await);
+        let target = a.transport.local_address();
+        let from = |from_id: u64, to_id: u64, cluster_id: u64| Handshake {
+            cluster_id,
+            from_id,
+            to_id,
+        };
+
+        // A good query: our id, our current revision, the hash at the revision asked.
+        let answer = hash_answer_to(target, &encode_hash_query(&from(2, 1, CLUSTER), 42)).await;
+        assert_eq!(answer.member_id, 1);
+        assert_eq!(answer.current_revision, 50);
+        assert_eq!(
+            answer.reply,
+            HashReply::Hash {
+                hash: 0xabcd,
+                compact_revision: -1,
+                hash_revision: 42
+            }
+        );
+
+        // Another cluster is told so, without a hash.
+        let answer = hash_answer_to(target, &encode_hash_query(&from(2, 1, 0xdead), 42)).await;
+        assert_eq!(answer.reply, HashReply::ClusterMismatch);
+        assert_eq!(answer.member_id, 1);
+
+        // Addressed to another member, or from nobody, or from ourselves: closed unanswered.
+        for handshake in [
+            from(2, 7, CLUSTER),
+            from(0, 1, CLUSTER),
+            from(1, 1, CLUSTER),
+        ] {
+            let mut stream = TcpStream::connect(target).await.expect("connect");
+            stream
+                .write_all(&encode_hash_query(&handshake, 42))
+                .await
+                .expect("write");
+            assert_closed_by_peer(&mut stream).await;
+        }
+
+        // The revision cut short, then the connection half-closed by us.
+        let mut short = TcpStream::connect(target).await.expect("connect");
+        let query = encode_hash_query(&from(2, 1, CLUSTER), 42);
+        short.write_all(&query[..35]).await.expect("write");
+        short
+            .shutdown(std::net::Shutdown::Write)
+            .await
+            .expect("half close");
+        assert_closed_by_peer(&mut short).await;
+
+        // Unknown flags next to the query flag.
+        let mut unknown = from(2, 1, CLUSTER).encode_for(Purpose::HashQuery).to_vec();
+        unknown[6] |= 0x04;
+        unknown.extend_from_slice(&[0; 8]);
+        let mut stream = TcpStream::connect(target).await.expect("connect");
+        stream.write_all(&unknown).await.expect("write");
+        assert_closed_by_peer(&mut stream).await;
+
+        // Pseudo-random bytes after a hash query handshake, and random whole preambles: at
+        // worst an answer, then the close.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..32 {
+            let mut bytes = if round % 2 == 0 {
+                from(2, 1, CLUSTER).encode_for(Purpose::HashQuery).to_vec()
+            } else {
+                Vec::new()
+            };
+            let extra = (next() % 64) as usize;
+            bytes.extend((0..extra).map(|_| next() as u8));
+            let mut stream = TcpStream::connect(target).await.expect("connect");
+            stream.write_all(&bytes).await.expect("write");
+            stream
+                .shutdown(std::net::Shutdown::Write)
+                .await
+                .expect("half close");
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+            assert!(sink.is_empty() || sink.len() == super::hash_wire::HASH_ANSWER_BYTES);
+        }
+
+        // The real peer's raft connection was never disturbed, nor replaced by the queries.
+        b.transport.send(1, Bytes::from_static(b"second"));
+        assert!(wait_until(|| texts_from(&a.inbox, 2) == vec!["first", "second"]).await);
+        a.transport.stop();
+        b.transport.stop();
+    });
+}
+
+#[test]
+fn a_member_without_a_hash_source_answers_unavailable() {
+    use super::hash_wire::{encode_hash_query, HashReply};
+    run(|| async {
+        let a = start(1, CLUSTER, loopback(0), Vec::new());
+        let query = encode_hash_query(
+            &Handshake {
+                cluster_id: CLUSTER,
+                from_id: 2,
+                to_id: 1,
+            },
+            3,
+        );
+        let answer = hash_answer_to(a.transport.local_address(), &query).await;
+        assert_eq!(answer.reply, HashReply::Unavailable);
+        a.transport.stop();
     });
 }

@@ -45,7 +45,7 @@ impl PeerAddress {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TransportConfig {
     pub local_id: u64,
     pub cluster_id: u64,
@@ -55,10 +55,32 @@ pub struct TransportConfig {
     pub peers: Vec<PeerAddress>,
     /// TLS on the peer port and for https peer urls ([`PeerTls::plain`]: none).
     pub tls: PeerTls,
+    /// Answers hash queries (the initial corruption check of restarting members); `None`:
+    /// they are answered [`HashReply::Unavailable`](super::hash_wire::HashReply::Unavailable).
+    pub hashes: Option<HashSource>,
+}
+
+impl std::fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("local_id", &self.local_id)
+            .field("cluster_id", &self.cluster_id)
+            .field("listen", &self.listen)
+            .field("peers", &self.peers)
+            .field("tls", &self.tls)
+            .field("hashes", &self.hashes.is_some())
+            .finish()
+    }
 }
 
 /// Called for every message received, with the sender's member id.
 pub type Deliver = Rc<dyn Fn(u64, Bytes)>;
+
+/// etcd's HashKV at a revision (0 or less: the current one) of the member's current state.
+/// Runs in the executor's blocking pool, never on the reactor, so it may take long; the
+/// answer's `member_id` is filled in by the transport.
+pub type HashSource =
+    std::sync::Arc<dyn Fn(i64) -> super::hash_wire::HashAnswer + Send + Sync + 'static>;
 
 /// One remote member as the sender side sees it.
 pub(super) struct Peer {
@@ -78,6 +100,9 @@ pub(super) struct Shared {
     pub cluster_id: u64,
     pub deliver: Deliver,
     pub tls: PeerTls,
+    pub hashes: Option<HashSource>,
+    /// Hash queries being computed now (at most `inbound::HASH_QUERIES_AT_ONCE`).
+    pub hash_queries_running: Cell<usize>,
     pub refusal_log: RefusalLog,
     peers: RefCell<HashMap<u64, Rc<Peer>>>,
     /// Live inbound connections by connection number.
@@ -198,6 +223,8 @@ impl PeerTransport {
             cluster_id: config.cluster_id,
             deliver,
             tls: config.tls,
+            hashes: config.hashes,
+            hash_queries_running: Cell::new(0),
             refusal_log: RefusalLog::default(),
             peers: RefCell::new(HashMap::new()),
             inbound: RefCell::new(HashMap::new()),

@@ -18,6 +18,38 @@ pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// (its cluster id) and closes; no frames follow.
 pub const FLAG_CLUSTER_QUERY: u16 = 0x0100;
 
+/// Handshake flag of a restarting member's start-up hash check (etcd's initial corruption
+/// check): the requested revision follows the handshake ([`super::hash_wire`]); the receiver
+/// answers with one hash answer and closes; no frames follow.
+pub const FLAG_HASH_QUERY: u16 = 0x0200;
+
+/// What a connection is for, from its handshake flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Raft frames follow (flags 0).
+    Raft,
+    /// [`FLAG_CLUSTER_QUERY`].
+    ClusterQuery,
+    /// [`FLAG_HASH_QUERY`].
+    HashQuery,
+}
+
+impl Purpose {
+    fn flags(self) -> u16 {
+        match self {
+            Purpose::Raft => 0,
+            Purpose::ClusterQuery => FLAG_CLUSTER_QUERY,
+            Purpose::HashQuery => FLAG_HASH_QUERY,
+        }
+    }
+
+    fn of_flags(flags: u16) -> Option<Purpose> {
+        [Purpose::Raft, Purpose::ClusterQuery, Purpose::HashQuery]
+            .into_iter()
+            .find(|purpose| purpose.flags() == flags)
+    }
+}
+
 /// What a connecting member says about itself before its first frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handshake {
@@ -64,20 +96,25 @@ impl Handshake {
 
     /// The handshake of a cluster query (see [`FLAG_CLUSTER_QUERY`]).
     pub fn encode_query(&self) -> [u8; HANDSHAKE_BYTES] {
+        self.encode_for(Purpose::ClusterQuery)
+    }
+
+    /// The handshake of a connection for `purpose` (its flags set accordingly).
+    pub fn encode_for(&self, purpose: Purpose) -> [u8; HANDSHAKE_BYTES] {
         let mut bytes = self.encode();
-        bytes[6..8].copy_from_slice(&FLAG_CLUSTER_QUERY.to_be_bytes());
+        bytes[6..8].copy_from_slice(&purpose.flags().to_be_bytes());
         bytes
     }
 
-    /// Like [`decode`](Self::decode), also accepting a cluster query; true when it is one.
-    pub fn decode_any(bytes: &[u8; HANDSHAKE_BYTES]) -> Result<(Handshake, bool), HandshakeError> {
+    /// Like [`decode`](Self::decode), also accepting the query flags; says which it is.
+    pub fn decode_any(
+        bytes: &[u8; HANDSHAKE_BYTES],
+    ) -> Result<(Handshake, Purpose), HandshakeError> {
         let flags = u16::from_be_bytes([bytes[6], bytes[7]]);
+        let purpose = Purpose::of_flags(flags).ok_or(HandshakeError::Flags(flags))?;
         let mut plain = *bytes;
-        let query = flags == FLAG_CLUSTER_QUERY;
-        if query {
-            plain[6..8].copy_from_slice(&[0, 0]);
-        }
-        Ok((Handshake::decode(&plain)?, query))
+        plain[6..8].copy_from_slice(&[0, 0]);
+        Ok((Handshake::decode(&plain)?, purpose))
     }
 
     /// Checks magic, version and flags; the ids are the caller's to judge.
@@ -158,6 +195,26 @@ mod tests {
         let mut bad = good;
         bad[7] = 1;
         assert_eq!(Handshake::decode(&bad), Err(HandshakeError::Flags(1)));
+    }
+
+    #[test]
+    fn query_flags_round_trip_and_unknown_flags_are_refused() {
+        let handshake = Handshake {
+            cluster_id: 9,
+            from_id: 2,
+            to_id: 3,
+        };
+        for purpose in [Purpose::Raft, Purpose::ClusterQuery, Purpose::HashQuery] {
+            let bytes = handshake.encode_for(purpose);
+            assert_eq!(Handshake::decode_any(&bytes), Ok((handshake, purpose)));
+        }
+        assert_eq!(&handshake.encode_for(Purpose::HashQuery)[6..8], &[2, 0]);
+        let mut bad = handshake.encode();
+        bad[6..8].copy_from_slice(&0x0300u16.to_be_bytes());
+        assert_eq!(
+            Handshake::decode_any(&bad),
+            Err(HandshakeError::Flags(0x0300))
+        );
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //!   keys, waiting for older keys' deletion on an internal watcher, cleanup of abandoned keys.
 //! - `watch`: the Watch stream, on the shard's [`WatchHub`](crate::watch::WatchHub).
 //! - `health`: `grpc.health.v1.Health`.
+//! - `corrupt_check`: etcd's initial corruption check, run at start-up (before any shard
+//!   serves) against the other members' HashKV, and the peer port's answer to it.
 //! - `error`: this layer's error enum; `grpc::status` turns it into wire statuses.
 
 pub mod auto_compaction;
 pub mod cluster;
+pub mod corrupt_check;
 pub mod election;
 pub mod error;
 pub mod health;

@@ -4,7 +4,10 @@
 //! shard i → owner (proposals, read-index requests) and owner → shard i (answers). The owner
 //! shard talks to its own raft loop through local channels. Start-up order:
 //! 0. the client sockets are bound, one per shard (SO_REUSEPORT), before anything is read from
-//!    disk: from here on the kernel queues clients' connections instead of refusing them;
+//!    disk: from here on the kernel queues clients' connections instead of refusing them; the
+//!    page store is loaded, and with `--feature-gates=InitialCorruptCheck=true` the member
+//!    compares its HashKV with the other members' and stops on a mismatch, before its peer
+//!    port is bound (`server::corrupt_check`);
 //! 1. every shard starts and connects its channel ends (concurrently: `connect` waits for the
 //!    peer end);
 //! 2. the owner shard opens the WAL, replays it, and runs the raft group until it leads or
@@ -158,6 +161,7 @@ fn start_peer_transport(
     config: &ServerConfig,
     log: &LogStore,
     inbox: Rc<local_channel::LocalSender<ToOwner>>,
+    read_view: &Arc<ArcSwap<KvStore>>,
 ) -> Result<Box<dyn RaftMessageSink>, RunError> {
     let local_id = config.member_id();
     let peers = initial_peers(config)?;
@@ -180,6 +184,7 @@ fn start_peer_transport(
             listen,
             peers,
             tls: peer_tls(config)?,
+            hashes: Some(crate::server::corrupt_check::hash_source(read_view.clone())),
         },
         deliver,
     )
@@ -243,6 +248,42 @@ fn joined_cluster_id(config: &ServerConfig) -> Result<u64, RunError> {
     write_durably(&path, format!("{cluster_id:x}\n").as_bytes())
         .map_err(|error| RunError::Startup(format!("{}: {error}", path.display())))?;
     Ok(cluster_id)
+}
+
+/// etcd's initial corruption check (`--feature-gates=InitialCorruptCheck=true`) on the state
+/// the page store holds, before anything is served or replayed: see `server::corrupt_check`.
+/// A member without state yet has nothing to compare (etcd checks only initialized members).
+fn initial_corrupt_check(
+    config: &ServerConfig,
+    loaded: Option<&LoadedState>,
+) -> Result<(), RunError> {
+    use crate::server::corrupt_check::{initial_check, peers_to_ask, PeerToAsk};
+    if !config.initial_corrupt_check {
+        return Ok(());
+    }
+    let Some(loaded) = loaded else {
+        tracing::info!("initial corruption check skipped: this member has no data yet");
+        return Ok(());
+    };
+    let local_id = config.member_id();
+    let mut peers = peers_to_ask(&loaded.members, local_id);
+    if loaded.members.members().is_empty() {
+        peers = initial_peers(config)?
+            .into_iter()
+            .map(|address| PeerToAsk {
+                id: address.id,
+                addresses: vec![address],
+            })
+            .collect();
+    }
+    let asker = crate::peer::hash_query::Asker {
+        local_id,
+        cluster_id: config.cluster_id(),
+    };
+    let tls = peer_tls(config)?.client_config();
+    initial_check(asker, &loaded.kv, &peers, tls.as_ref())
+        .map(drop)
+        .map_err(RunError::Startup)
 }
 
 /// Writes a small file so that it is either absent or complete after a crash.
@@ -447,9 +488,20 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     let incarnation = process_incarnation();
     let members = initial_member_list(&config);
     let (durable, loaded, pages_thread) = open_page_store(&config)?;
+    if let Err(error) = initial_corrupt_check(&config, loaded.as_ref()) {
+        durable.send(crate::durable::Command::Finish);
+        let _ = pages_thread.join();
+        return Err(error);
+    }
     let shared = Shared {
         config: Arc::new(config),
-        read_view: Arc::new(ArcSwap::from_pointee(KvStore::new())),
+        // The loaded state from the start, so the peer port's hash queries are answered from
+        // it before the raft group publishes its first view.
+        read_view: Arc::new(ArcSwap::from_pointee(
+            loaded
+                .as_ref()
+                .map_or_else(KvStore::new, |loaded| loaded.kv.clone()),
+        )),
         raft_status: Arc::new(RaftStatus::default()),
         members: Arc::new(ArcSwap::from_pointee(members)),
         shutdown,
@@ -615,7 +667,7 @@ async fn owner_shard(
         bootstrapped = summary.bootstrapped,
         "wal replayed"
     );
-    let peers = match start_peer_transport(&config, &log, inbox_sender.clone()) {
+    let peers = match start_peer_transport(&config, &log, inbox_sender.clone(), &shared.read_view) {
         Ok(peers) => peers,
         Err(error) => {
             shared.raft_status.set_failed();
