@@ -189,7 +189,9 @@ fn a_member_with_different_data_refuses_to_start_and_the_others_keep_serving() {
     // It stopped before serving anything.
     assert_eq!(cluster.members[2].ready_lines(), 1, "{log}");
 
-    // The other two still have a quorum and take writes.
+    // The other two still have a quorum and take writes (once they elected a leader, if the
+    // stopped member led).
+    cluster.wait_for_leader(&[0, 1]);
     put(&cluster, &[0, 1], "/while-3-is-down", "1");
     let status = cluster.status(0).expect("status");
     assert!(status.revision > revision_before);
@@ -215,4 +217,33 @@ fn a_whole_cluster_restarted_together_starts_with_the_check() {
     // Members that were not up yet were skipped at once (connection refused), not waited for.
     assert!(took < Duration::from_secs(15), "restart took {took:?}");
     put(&cluster, &cluster.all(), "/after-restart-all", "1");
+}
+
+#[test]
+fn a_stopped_peer_costs_one_answer_timeout_and_is_skipped() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(ClusterSpec::new(3).flags(&[GATE]));
+    write_history(&cluster);
+    wait_for_same_revision(&cluster);
+    stop(&mut cluster, 2);
+    // Frozen with its sockets open: its kernel still accepts the connection, nobody answers.
+    cluster.pause(0);
+    let started = std::time::Instant::now();
+    cluster.restart(2);
+    let took = started.elapsed();
+    let log = cluster.log(2);
+    let restarted = log
+        .rsplit("starting initial corruption check")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        restarted.contains(PASSED)
+            && restarted.contains("peers_compared=1")
+            && restarted.contains("peers_skipped=1"),
+        "{log}"
+    );
+    assert!(restarted.contains("failed hash kv request"), "{log}");
+    assert!(took < Duration::from_secs(15), "restart took {took:?}");
+    cluster.resume(0);
+    put(&cluster, &cluster.all(), "/after-pause", "1");
 }
