@@ -172,39 +172,6 @@ fn etcdctl_ok(program: &str, endpoint: &str, flags: &[String], args: &[&str]) ->
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// etcdctl 3.6: target/tools/etcdctl36, else on PATH, else unpacked from
-/// ../shared/ref/install.sh into target/tools (as tests/robustness/campaign.sh does).
-fn etcdctl36() -> Option<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tools = root.join("target").join("tools");
-    let local = tools.join("etcdctl36");
-    if local.exists() {
-        return Some(local.display().to_string());
-    }
-    let on_path = Command::new("sh")
-        .arg("-c")
-        .arg("command -v etcdctl36")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
-    if on_path.is_some() {
-        return on_path;
-    }
-    let installer = root
-        .join("..")
-        .join("shared")
-        .join("ref")
-        .join("install.sh");
-    if installer.exists() {
-        let _ = Command::new("bash").arg(&installer).arg(&tools).output();
-        if local.exists() {
-            return Some(local.display().to_string());
-        }
-    }
-    None
-}
-
 fn put_get_with_good_client(server: &TlsServer, pki: &Pki, key: &str) {
     let flags = pki.etcdctl_flags(&pki.alice_files);
     etcdctl_ok("etcdctl", &server.https(), &flags, &["put", key, "good"]);
@@ -241,7 +208,7 @@ fn mutual_tls_clients_are_served_and_bad_ones_refused() {
     assert_eq!(out.trim(), "v34");
 
     // etcdctl 3.6.
-    match etcdctl36() {
+    match common::etcdctl36() {
         Some(program) => {
             etcdctl_ok(&program, &server.https(), &flags, &["put", "k36", "v36"]);
             let out = etcdctl_ok(

@@ -1,7 +1,8 @@
 //! Peer TLS end to end: real capstan processes started with kubeadm's command-line shape
 //! (https client and peer urls, mutual TLS on both), certificates made here with rcgen.
 //!
-//! - a 3-member cluster replicates over peer mTLS; etcdctl 3.4 talks to it over client mTLS;
+//! - a 3-member cluster replicates over peer mTLS; etcdctl 3.4 and 3.6 talk to it over client
+//!   mTLS;
 //! - strangers on the peer port (plaintext, TLS without a certificate, a certificate from
 //!   another CA, garbage, a truncated TLS hello) are closed and the cluster keeps working;
 //! - `--peer-cert-allowed-cn` keeps out a member whose certificate has another CN;
@@ -355,8 +356,13 @@ impl Setup {
 
     /// etcdctl 3.4 over client mTLS against `endpoints`.
     fn etcdctl(&self, endpoints: &[&Member], args: &[&str]) -> Output {
+        self.etcdctl_program("etcdctl", endpoints, args)
+    }
+
+    /// `program` (etcdctl 3.4 or 3.6) over client mTLS against `endpoints`.
+    fn etcdctl_program(&self, program: &str, endpoints: &[&Member], args: &[&str]) -> Output {
         let endpoints: Vec<String> = endpoints.iter().map(|member| member.client_url()).collect();
-        Command::new("etcdctl")
+        Command::new(program)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
             .arg(format!("--cacert={}", self.ca.ca_file().display()))
@@ -569,6 +575,23 @@ fn kubeadm_command_line_cluster_replicates_over_peer_mtls() {
             member.name
         );
         assert!(!log.contains("closing peer connection"), "{log}");
+    }
+    // etcdctl 3.6 with --cacert --cert --key too.
+    match common::etcdctl36() {
+        Some(program) => {
+            let put = setup.etcdctl_program(&program, &readers, &["put", "/k36", "v36"]);
+            assert!(put.status.success(), "etcdctl 3.6 put: {put:?}");
+            for reader in &readers {
+                let got = setup.etcdctl_program(
+                    &program,
+                    &[reader],
+                    &["get", "/k36", "--print-value-only"],
+                );
+                assert!(got.status.success(), "etcdctl 3.6 get: {got:?}");
+                assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "v36");
+            }
+        }
+        None => eprintln!("note: etcdctl36 not found (target/tools, PATH, ../shared/ref); skipped"),
     }
     // The status every member reports agrees on one leader.
     let status = setup.etcdctl_ok(&readers, &["endpoint", "status", "-w", "json"]);

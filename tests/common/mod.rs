@@ -317,3 +317,36 @@ pub async fn connect(endpoint: &str) -> etcd_client::Client {
         .await
         .expect("connect etcd-client")
 }
+
+/// etcdctl 3.6: target/tools/etcdctl36, else on PATH, else unpacked from
+/// ../shared/ref/install.sh into target/tools (as tests/robustness/campaign.sh does).
+pub fn etcdctl36() -> Option<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tools = root.join("target").join("tools");
+    let local = tools.join("etcdctl36");
+    if local.exists() {
+        return Some(local.display().to_string());
+    }
+    let on_path = Command::new("sh")
+        .arg("-c")
+        .arg("command -v etcdctl36")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
+    if on_path.is_some() {
+        return on_path;
+    }
+    let installer = root
+        .join("..")
+        .join("shared")
+        .join("ref")
+        .join("install.sh");
+    if installer.exists() {
+        let _ = Command::new("bash").arg(&installer).arg(&tools).output();
+        if local.exists() {
+            return Some(local.display().to_string());
+        }
+    }
+    None
+}
