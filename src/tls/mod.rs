@@ -33,6 +33,7 @@ mod policy;
 mod reloader;
 mod server;
 mod verifier;
+mod watched;
 
 pub use auto::{fixtures_dir, self_signed_certificate, SelfSignedFiles};
 pub use client::client_config;

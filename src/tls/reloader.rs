@@ -1,23 +1,21 @@
 //! [`CertificateReloader`]: the certificate and key a listener serves (or a client presents),
 //! re-read from their files when they change, so certificates rotate without a restart.
 //!
-//! Each handshake asks for the current certificate; at most once per
-//! [`super::RELOAD_CHECK_INTERVAL`] the reloader stats the two files (inode, size, mtime,
-//! ctime) and, when either changed, reads and checks both (the key must match the
-//! certificate). A pair that does not load — a half-written file, a key of another
-//! certificate — is logged as a warning and the previous certificate stays in service; the
-//! files are tried again at the next check.
+//! Each handshake asks for the current certificate; the files are watched by
+//! [`super::watched::Watched`] (checked at most once per [`super::RELOAD_CHECK_INTERVAL`]; the
+//! key must match the certificate; a pair that does not load is logged and the previous
+//! certificate stays in service).
 
-use super::files::{read_certificates, read_private_key, stamps_of, FileStamp};
-use super::{TlsError, RELOAD_CHECK_INTERVAL};
+use super::files::{read_certificates, read_private_key};
+use super::watched::{Messages, Watched};
+use super::TlsError;
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 /// A certificate chain and key loaded from two PEM files, reloaded when they change.
 #[derive(Debug)]
@@ -25,14 +23,7 @@ pub struct CertificateReloader {
     cert_file: PathBuf,
     key_file: PathBuf,
     provider: Arc<CryptoProvider>,
-    state: Mutex<Loaded>,
-}
-
-#[derive(Debug)]
-struct Loaded {
-    certified_key: Arc<CertifiedKey>,
-    stamps: Vec<Option<FileStamp>>,
-    checked_at: Instant,
+    pair: Watched<Arc<CertifiedKey>>,
 }
 
 impl CertificateReloader {
@@ -42,51 +33,28 @@ impl CertificateReloader {
         key_file: &Path,
         provider: Arc<CryptoProvider>,
     ) -> Result<CertificateReloader, TlsError> {
-        let stamps = stamps_of(&[cert_file, key_file]);
-        let certified_key = load_pair(cert_file, key_file, &provider)?;
+        let pair = Watched::new(
+            vec![cert_file.to_path_buf(), key_file.to_path_buf()],
+            Messages {
+                reloaded: "reloaded the TLS certificate; new handshakes use it",
+                kept: "the TLS certificate files changed but do not load; still serving the \
+                       previous certificate",
+            },
+            || load_pair(cert_file, key_file, &provider),
+        )?;
         Ok(CertificateReloader {
             cert_file: cert_file.to_path_buf(),
             key_file: key_file.to_path_buf(),
             provider,
-            state: Mutex::new(Loaded {
-                certified_key,
-                stamps,
-                checked_at: Instant::now(),
-            }),
+            pair,
         })
     }
 
     /// The certificate to serve now, reloading the files first if they changed and the last
-    /// check is older than [`RELOAD_CHECK_INTERVAL`].
+    /// check is older than [`super::RELOAD_CHECK_INTERVAL`].
     pub fn current(&self) -> Arc<CertifiedKey> {
-        // `Loaded` is only ever replaced by whole loaded values, so a poisoned lock still
-        // holds a usable certificate.
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.checked_at.elapsed() >= RELOAD_CHECK_INTERVAL {
-            state.checked_at = Instant::now();
-            let stamps = stamps_of(&[&self.cert_file, &self.key_file]);
-            if stamps != state.stamps {
-                match load_pair(&self.cert_file, &self.key_file, &self.provider) {
-                    Ok(certified_key) => {
-                        tracing::info!(
-                            cert_file = %self.cert_file.display(),
-                            "reloaded the TLS certificate; new handshakes use it"
-                        );
-                        state.certified_key = certified_key;
-                        state.stamps = stamps;
-                    }
-                    Err(error) => tracing::warn!(
-                        %error,
-                        "the TLS certificate files changed but do not load; still serving the \
-                         previous certificate"
-                    ),
-                }
-            }
-        }
-        state.certified_key.clone()
+        self.pair
+            .current(|| load_pair(&self.cert_file, &self.key_file, &self.provider))
     }
 }
 

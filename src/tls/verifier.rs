@@ -11,9 +11,10 @@
 //! No CA names are sent in the CertificateRequest (the hint list is empty, which tells a
 //! client to send whatever certificate it has): the hints could not follow a reloaded CA.
 
-use super::files::{read_certificates, read_crls, stamps_of, FileStamp};
+use super::files::{read_certificates, read_crls};
 use super::identity::common_name_of;
-use super::{TlsError, RELOAD_CHECK_INTERVAL};
+use super::watched::{Messages, Watched};
+use super::TlsError;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -22,8 +23,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
 use rustls::{Error, SignatureScheme};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 /// Requires and verifies client certificates (etcd's `RequireAndVerifyClientCert`).
 #[derive(Debug)]
@@ -35,14 +35,7 @@ pub struct ClientCertPolicy {
     /// Any of these (empty: no restriction).
     allowed_cns: Vec<String>,
     provider: Arc<CryptoProvider>,
-    state: Mutex<VerifierState>,
-}
-
-#[derive(Debug)]
-struct VerifierState {
-    inner: Arc<dyn ClientCertVerifier>,
-    stamps: Vec<Option<FileStamp>>,
-    checked_at: Instant,
+    inner: Watched<Arc<dyn ClientCertVerifier>>,
 }
 
 impl ClientCertPolicy {
@@ -62,56 +55,34 @@ impl ClientCertPolicy {
                 ))
             })?;
         }
-        let stamps = stamp_files(trusted_ca_file, crl_file);
-        let inner = build_webpki_verifier(trusted_ca_file, crl_file, &provider)?;
+        let mut files = vec![trusted_ca_file.to_path_buf()];
+        files.extend(crl_file.map(Path::to_path_buf));
+        let messages = Messages {
+            reloaded: "reloaded the trusted CA / CRL; new handshakes use them",
+            kept: "the trusted CA or CRL file changed but does not load; keeping the previous one",
+        };
+        let inner = Watched::new(files, messages, || {
+            build_webpki_verifier(trusted_ca_file, crl_file, &provider)
+        })?;
         Ok(ClientCertPolicy {
             trusted_ca_file: trusted_ca_file.to_path_buf(),
             crl_file: crl_file.map(Path::to_path_buf),
             allowed_hostnames,
             allowed_cns: split_names(allowed_cn.as_deref()),
             provider,
-            state: Mutex::new(VerifierState {
-                inner,
-                stamps,
-                checked_at: Instant::now(),
-            }),
+            inner,
         })
     }
 
     /// The verifier for a new handshake, reloaded first if the files changed.
     fn current(&self) -> Arc<dyn ClientCertVerifier> {
-        // `VerifierState` is only replaced by whole loaded values: a poisoned lock still holds
-        // a usable verifier.
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.checked_at.elapsed() >= RELOAD_CHECK_INTERVAL {
-            state.checked_at = Instant::now();
-            let stamps = stamp_files(&self.trusted_ca_file, self.crl_file.as_deref());
-            if stamps != state.stamps {
-                match build_webpki_verifier(
-                    &self.trusted_ca_file,
-                    self.crl_file.as_deref(),
-                    &self.provider,
-                ) {
-                    Ok(inner) => {
-                        tracing::info!(
-                            trusted_ca_file = %self.trusted_ca_file.display(),
-                            "reloaded the trusted CA / CRL; new handshakes use them"
-                        );
-                        state.inner = inner;
-                        state.stamps = stamps;
-                    }
-                    Err(error) => tracing::warn!(
-                        %error,
-                        "the trusted CA or CRL file changed but does not load; keeping the \
-                         previous one"
-                    ),
-                }
-            }
-        }
-        state.inner.clone()
+        self.inner.current(|| {
+            build_webpki_verifier(
+                &self.trusted_ca_file,
+                self.crl_file.as_deref(),
+                &self.provider,
+            )
+        })
     }
 
     /// etcd's `AllowedHostnames` / `AllowedCNs`: the certificate must be valid for one of the
@@ -158,13 +129,6 @@ fn split_names(names: Option<&str>) -> Vec<String> {
         .filter(|name| !name.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-fn stamp_files(trusted_ca_file: &Path, crl_file: Option<&Path>) -> Vec<Option<FileStamp>> {
-    match crl_file {
-        Some(crl_file) => stamps_of(&[trusted_ca_file, crl_file]),
-        None => stamps_of(&[trusted_ca_file]),
-    }
 }
 
 fn build_webpki_verifier(
