@@ -25,6 +25,7 @@
 
 use super::stream::PeerStream;
 use crate::config::{SecurityConfig, TransportSecurity};
+use crate::tls::{AllowedNames, NotAllowed};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use glommio::net::TcpStream;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -63,60 +64,25 @@ impl From<PeerTlsError> for std::io::Error {
 
 /// Which verified certificates a member accepts beyond its CA (etcd's `AllowedCNs` /
 /// `AllowedHostnames`; at most one of the two lists is non-empty).
-#[derive(Clone, Debug, Default)]
-struct AllowedNames {
-    common_names: Vec<String>,
-    hostnames: Vec<String>,
-}
-
-impl AllowedNames {
-    fn of(peer: &TransportSecurity) -> AllowedNames {
-        let split = |value: &Option<String>| -> Vec<String> {
-            value
-                .iter()
-                .flat_map(|text| text.split(','))
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
-        AllowedNames {
-            common_names: split(&peer.allowed_cn),
-            hostnames: split(&peer.allowed_hostname),
-        }
-    }
-
-    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), PeerTlsError> {
-        if !self.common_names.is_empty() {
-            let common_name = crate::tls::common_name_of(end_entity);
-            if !self
-                .common_names
-                .iter()
-                .any(|allowed| Some(allowed.as_str()) == common_name.as_deref())
-            {
-                return Err(PeerTlsError::NotAllowed(format!(
-                    "CN {:?} is not one of --peer-cert-allowed-cn {:?}",
-                    common_name.unwrap_or_default(),
-                    self.common_names
-                )));
-            }
-        }
-        if !self.hostnames.is_empty() {
-            let certificate = webpki::EndEntityCert::try_from(end_entity)
-                .map_err(|error| PeerTlsError::NotAllowed(error.to_string()))?;
-            let valid = self.hostnames.iter().any(|hostname| {
-                ServerName::try_from(hostname.as_str())
-                    .is_ok_and(|name| certificate.verify_is_valid_for_subject_name(&name).is_ok())
-            });
-            if !valid {
-                return Err(PeerTlsError::NotAllowed(format!(
-                    "not valid for any of --peer-cert-allowed-hostname {:?}",
-                    self.hostnames
-                )));
-            }
-        }
-        Ok(())
-    }
+/// etcd's allowed names of the peer side, applied to the certificate of every peer, inbound
+/// and outbound; the refusal as the peer transport words it.
+fn check_allowed(
+    allowed: &AllowedNames,
+    end_entity: &CertificateDer<'_>,
+) -> Result<(), PeerTlsError> {
+    allowed.check(end_entity).map_err(|refusal| {
+        PeerTlsError::NotAllowed(match refusal {
+            NotAllowed::CommonName(common_name) => format!(
+                "CN {common_name:?} is not one of --peer-cert-allowed-cn {:?}",
+                allowed.common_names
+            ),
+            NotAllowed::Hostname => format!(
+                "not valid for any of --peer-cert-allowed-hostname {:?}",
+                allowed.hostnames
+            ),
+            NotAllowed::BadEncoding(reason) => reason,
+        })
+    })
 }
 
 /// The peer side's TLS, ready to use: cheap to clone, shared by the accept loop and the
@@ -159,8 +125,9 @@ impl PeerTls {
         listen_hosts: &[String],
     ) -> Result<PeerTls, String> {
         let peer = resolve_auto_tls(&security.peer, security, data_dir, listen_hosts)?;
-        // The allowed names are checked here (a comma-separated list, both directions), not by
-        // the `tls` verifier, which would take the list for one name.
+        // The allowed names are checked here, after each handshake, in both directions (a
+        // peer we connect to as well as one that connects to us), not by the `tls` verifier,
+        // which only sees the certificates of connecting peers.
         let mut verified_by_ca = peer.clone();
         verified_by_ca.allowed_cn = None;
         verified_by_ca.allowed_hostname = None;
@@ -189,7 +156,10 @@ impl PeerTls {
             acceptor,
             client,
             check_client_san: !peer.skip_client_san_verification,
-            allowed: AllowedNames::of(&peer),
+            allowed: AllowedNames::parse(
+                peer.allowed_cn.as_deref(),
+                peer.allowed_hostname.as_deref(),
+            ),
         })
     }
 
@@ -230,7 +200,7 @@ impl PeerTls {
                     check_client_san(&end_entity, remote.ip()).await?;
                 }
             }
-            self.allowed.check(&end_entity)?;
+            check_allowed(&self.allowed, &end_entity)?;
         }
         Ok(PeerStream::Tls(Box::new(
             futures_rustls::TlsStream::Server(stream),
@@ -257,7 +227,7 @@ impl PeerTls {
             .peer_certificates()
             .and_then(|chain| chain.first())
         {
-            self.allowed.check(end_entity)?;
+            check_allowed(&self.allowed, end_entity)?;
         }
         Ok(PeerStream::Tls(Box::new(
             futures_rustls::TlsStream::Client(stream),
@@ -453,7 +423,8 @@ mod tests {
             allowed_cn: Some("etcd-a, etcd-b".to_string()),
             ..TransportSecurity::default()
         };
-        let allowed = AllowedNames::of(&peer);
+        let allowed =
+            AllowedNames::parse(peer.allowed_cn.as_deref(), peer.allowed_hostname.as_deref());
         assert_eq!(allowed.common_names, vec!["etcd-a", "etcd-b"]);
         assert!(allowed.hostnames.is_empty());
     }

@@ -24,6 +24,7 @@
 //! Rotation: certificates, the CA bundle and the CRL are checked for changes at most once per
 //! [`RELOAD_CHECK_INTERVAL`], on the handshake path (a few `stat` calls).
 
+mod allowed;
 mod auto;
 mod client;
 mod error;
@@ -35,6 +36,7 @@ mod server;
 mod verifier;
 mod watched;
 
+pub use allowed::{AllowedNames, NotAllowed};
 pub use auto::{fixtures_dir, self_signed_certificate, SelfSignedFiles};
 pub use client::client_config;
 pub use error::TlsError;

@@ -11,8 +11,8 @@
 //! No CA names are sent in the CertificateRequest (the hint list is empty, which tells a
 //! client to send whatever certificate it has): the hints could not follow a reloaded CA.
 
+use super::allowed::{AllowedNames, NotAllowed};
 use super::files::{read_certificates, read_crls};
-use super::identity::common_name_of;
 use super::watched::{Messages, Watched};
 use super::TlsError;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -30,10 +30,7 @@ use std::sync::Arc;
 pub struct ClientCertPolicy {
     trusted_ca_file: PathBuf,
     crl_file: Option<PathBuf>,
-    /// Any of these (empty: no restriction).
-    allowed_hostnames: Vec<String>,
-    /// Any of these (empty: no restriction).
-    allowed_cns: Vec<String>,
+    allowed: AllowedNames,
     provider: Arc<CryptoProvider>,
     inner: Watched<Arc<dyn ClientCertVerifier>>,
 }
@@ -47,8 +44,8 @@ impl ClientCertPolicy {
         allowed_cn: Option<String>,
         provider: Arc<CryptoProvider>,
     ) -> Result<ClientCertPolicy, TlsError> {
-        let allowed_hostnames = split_names(allowed_hostname.as_deref());
-        for hostname in &allowed_hostnames {
+        let allowed = AllowedNames::parse(allowed_cn.as_deref(), allowed_hostname.as_deref());
+        for hostname in &allowed.hostnames {
             ServerName::try_from(hostname.as_str()).map_err(|_| {
                 TlsError::Missing(format!(
                     "allowed hostname {hostname:?} is not a host name or IP address"
@@ -67,8 +64,7 @@ impl ClientCertPolicy {
         Ok(ClientCertPolicy {
             trusted_ca_file: trusted_ca_file.to_path_buf(),
             crl_file: crl_file.map(Path::to_path_buf),
-            allowed_hostnames,
-            allowed_cns: split_names(allowed_cn.as_deref()),
+            allowed,
             provider,
             inner,
         })
@@ -85,50 +81,32 @@ impl ClientCertPolicy {
         })
     }
 
-    /// etcd's `AllowedHostnames` / `AllowedCNs`: the certificate must be valid for one of the
-    /// host names, or have one of the CNs.
+    /// etcd's `AllowedHostnames` / `AllowedCNs` (see [`AllowedNames`]).
     fn check_allowed_names(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
-        if !self.allowed_hostnames.is_empty() {
-            let certificate = webpki::EndEntityCert::try_from(end_entity)
-                .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            let valid_for_one = self.allowed_hostnames.iter().any(|hostname| {
-                ServerName::try_from(hostname.as_str())
-                    .is_ok_and(|name| certificate.verify_is_valid_for_subject_name(&name).is_ok())
-            });
-            if !valid_for_one {
+        match self.allowed.check(end_entity) {
+            Ok(()) => Ok(()),
+            Err(NotAllowed::BadEncoding(_)) => {
+                Err(Error::InvalidCertificate(CertificateError::BadEncoding))
+            }
+            Err(NotAllowed::Hostname) => {
                 tracing::warn!(
-                    allowed_hostnames = self.allowed_hostnames.join(","),
+                    allowed_hostnames = self.allowed.hostnames.join(","),
                     "rejected a client certificate: not valid for an allowed hostname"
                 );
-                return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
+                Err(Error::InvalidCertificate(CertificateError::NotValidForName))
             }
-        }
-        if !self.allowed_cns.is_empty() {
-            let common_name = common_name_of(end_entity).unwrap_or_default();
-            if !self.allowed_cns.contains(&common_name) {
+            Err(NotAllowed::CommonName(common_name)) => {
                 tracing::warn!(
-                    allowed_cns = self.allowed_cns.join(","),
+                    allowed_cns = self.allowed.common_names.join(","),
                     %common_name,
                     "rejected a certificate: its CN is not an allowed CN"
                 );
-                return Err(Error::InvalidCertificate(
+                Err(Error::InvalidCertificate(
                     CertificateError::ApplicationVerificationFailure,
-                ));
+                ))
             }
         }
-        Ok(())
     }
-}
-
-/// A comma-separated list of names (the config keeps etcd's lists joined with commas).
-fn split_names(names: Option<&str>) -> Vec<String> {
-    names
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 fn build_webpki_verifier(
