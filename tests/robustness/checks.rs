@@ -8,6 +8,7 @@
 //! - the figures: the longest time without an acknowledged write, the longest wait for a
 //!   definite answer.
 
+use super::faults::{FaultKind, FaultWindow};
 use super::history::{Actor, KeyValue, Outcome, Record, Request, Response, Time, Value};
 use super::traffic::REGISTER_KEYS;
 use super::watch::{list, EventKind, WatchEvent};
@@ -411,6 +412,41 @@ pub fn longest_definite_write_wait(records: &[Record]) -> Duration {
         .iter()
         .filter(|record| {
             record.request.is_kv_write() && !matches!(record.outcome, Outcome::Unknown(_))
+        })
+        .map(|record| Duration::from_nanos(record.ret - record.call))
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// The faults whose windows overlap `[from, to]`, by name ("none" if no fault did).
+pub fn faults_during(windows: &[FaultWindow], from: Time, to: Time) -> String {
+    let names: Vec<&str> = windows
+        .iter()
+        .filter(|window| window.from <= to && window.to >= from)
+        .map(|window| window.kind.name())
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" + ")
+    }
+}
+
+/// The longest time a write sent to a follower waited for any answer (acknowledged, refused,
+/// or the client's deadline) while the leader was killed or stopped: the requests sent during
+/// such a window to a member the fault did not hit.
+pub fn longest_follower_write_answer(records: &[Record], windows: &[FaultWindow]) -> Duration {
+    windows
+        .iter()
+        .filter(|window| matches!(window.kind, FaultKind::KillLeader | FaultKind::PauseLeader))
+        .flat_map(|window| {
+            records.iter().filter(move |record| {
+                record.request.is_kv_write()
+                    && record.actor != Actor::Final
+                    && matches!(record.member, Some(member) if Some(member) != window.member)
+                    && record.call >= window.from
+                    && record.call <= window.to
+            })
         })
         .map(|record| Duration::from_nanos(record.ret - record.call))
         .max()

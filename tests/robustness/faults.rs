@@ -233,6 +233,17 @@ pub struct RestartSample {
     pub probe_acknowledged: Option<Time>,
 }
 
+/// When one round's fault was in effect: from its injection until a leader was agreed on
+/// again after healing.
+#[derive(Clone, Debug)]
+pub struct FaultWindow {
+    pub kind: FaultKind,
+    /// The member it hit; `None`: every member.
+    pub member: Option<usize>,
+    pub from: Time,
+    pub to: Time,
+}
+
 /// Injects faults into a cluster and watches its processes.
 pub struct Driver<'a> {
     pub cluster: &'a mut Cluster,
@@ -246,6 +257,7 @@ pub struct Driver<'a> {
     pub injected: BTreeMap<&'static str, usize>,
     pub failpoints: Vec<FailpointResult>,
     pub restarts: Vec<RestartSample>,
+    pub windows: Vec<FaultWindow>,
 }
 
 impl<'a> Driver<'a> {
@@ -267,6 +279,7 @@ impl<'a> Driver<'a> {
             injected: BTreeMap::new(),
             failpoints: Vec::new(),
             restarts: Vec::new(),
+            windows: Vec::new(),
         }
     }
 
@@ -428,16 +441,23 @@ impl<'a> Driver<'a> {
     pub fn run(&mut self, fault: &Fault, proxied: bool) {
         self.sleep_watching(fault.calm);
         *self.injected.entry(fault.kind.name()).or_default() += 1;
+        let from = self.clock.now();
+        let mut hit = Some(fault.member);
         match fault.kind {
             FaultKind::KillMember | FaultKind::KillLeader => {
                 let (member, role) = self.target(fault, fault.kind == FaultKind::KillLeader);
+                hit = Some(member);
                 self.note(format!("kill -9 n{} ({role})", member + 1));
                 self.cluster.kill9(member);
                 self.sleep_watching(fault.hold);
             }
-            FaultKind::KillAll => self.kill_all(fault.hold),
+            FaultKind::KillAll => {
+                hit = None;
+                self.kill_all(fault.hold);
+            }
             FaultKind::PauseMember | FaultKind::PauseLeader => {
                 let (member, role) = self.target(fault, fault.kind == FaultKind::PauseLeader);
+                hit = Some(member);
                 self.note(format!("SIGSTOP n{} ({role})", member + 1));
                 self.cluster.pause(member);
                 self.sleep_watching(fault.hold);
@@ -474,6 +494,12 @@ impl<'a> Driver<'a> {
                 self.violations.push(text);
             }
         }
+        self.windows.push(FaultWindow {
+            kind: fault.kind,
+            member: hit,
+            from,
+            to: self.clock.now(),
+        });
     }
 
     /// kill -9 every member, wait `down`, start them together while a probe client writes

@@ -147,6 +147,22 @@ pub fn markdown(runs: &[RunReport], config: &str, etcd: &[String]) -> String {
     );
     row(
         &mut text,
+        "longest answer to a write sent to a follower, leader killed or stopped",
+        &|t| millis(t.max(|run| run.longest_follower_write_answer)),
+    );
+    row(
+        &mut text,
+        "faults during the longest time without a write",
+        &|t| {
+            t.runs
+                .iter()
+                .max_by_key(|run| run.longest_write_gap)
+                .map(|run| format!("{} (seed {})", run.longest_write_gap_faults, run.seed))
+                .unwrap_or_default()
+        },
+    );
+    row(
+        &mut text,
         "restart all → first acknowledged write, fresh client (median / max)",
         &|t| t.restarts(|restart| restart.probe),
     );
@@ -281,10 +297,11 @@ pub fn run_text(run: &RunReport) -> String {
     }
     let _ = writeln!(
         text,
-        "longest write gap {} at {}, longest definite write wait {}, restarts {:?}, {} watch \
+        "longest write gap {} at {} ({}), longest definite write wait {}, restarts {:?}, {} watch \
          events",
         millis(run.longest_write_gap),
         super::history::ms(run.longest_write_gap_at),
+        run.longest_write_gap_faults,
         millis(run.longest_definite_write_wait),
         run.restarts,
         run.watch_events

@@ -115,7 +115,11 @@ pub struct RunReport {
     pub notes: Vec<String>,
     pub longest_write_gap: Duration,
     pub longest_write_gap_at: Time,
+    /// The faults in effect during that gap.
+    pub longest_write_gap_faults: String,
     pub longest_definite_write_wait: Duration,
+    /// See [`checks::longest_follower_write_answer`].
+    pub longest_follower_write_answer: Duration,
     pub restarts: Vec<RestartFigure>,
     pub watch_events: usize,
     pub timeline: String,
@@ -400,7 +404,16 @@ fn run_inner(server: &ServerKind, seed: u64, seconds: u64) -> RunReport {
         notes,
         longest_write_gap: gap,
         longest_write_gap_at: gap_at,
+        longest_write_gap_faults: checks::faults_during(
+            &driver.windows,
+            gap_at,
+            gap_at + gap.as_nanos() as u64,
+        ),
         longest_definite_write_wait: checks::longest_definite_write_wait(&recorded.records),
+        longest_follower_write_answer: checks::longest_follower_write_answer(
+            &recorded.records,
+            &driver.windows,
+        ),
         restarts,
         watch_events: recorded
             .watchers
@@ -716,8 +729,8 @@ async fn hash_kv_agree(urls: &[String], revision: i64) -> Result<(), String> {
 /// A one-line summary of a run for the log.
 pub fn one_line(report: &RunReport) -> String {
     format!(
-        "{} seed {}: {} operations, {} faults {:?}, {} violations, longest write gap {}, \
-         restarts {:?}, {:.1} s",
+        "{} seed {}: {} operations, {} faults {:?}, {} violations, longest write gap {} ({}), \
+         longest follower write answer with the leader down {}, restarts {:?}, {:.1} s",
         report.server,
         report.seed,
         report.operations(),
@@ -725,6 +738,8 @@ pub fn one_line(report: &RunReport) -> String {
         report.faults,
         report.violations.len(),
         ms(report.longest_write_gap.as_nanos() as u64),
+        report.longest_write_gap_faults,
+        ms(report.longest_follower_write_answer.as_nanos() as u64),
         report
             .restarts
             .iter()
