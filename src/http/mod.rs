@@ -29,6 +29,7 @@
 pub mod checks;
 pub mod connection;
 pub mod date;
+pub mod gateway;
 pub mod health;
 pub mod listener;
 pub mod member;
