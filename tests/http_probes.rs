@@ -2,7 +2,7 @@
 //! `/health`, `/livez`, `/readyz` (checks, sub-paths, `?exclude=`, `?verbose`,
 //! `?serializable=true`), `/metrics`, the HTTP/1.1 details (keep-alive, pipelining, HEAD, 404,
 //! 405, Go's answers to malformed requests), alarms raised through the Maintenance API, a
-//! member whose cluster lost quorum, and bytes that must not hurt the member.
+//! member whose cluster lost quorum, a learner, and bytes that must not hurt the member.
 //!
 //! The bodies asserted are the ones etcd 3.6.14 sends (checked by hand with curl against
 //! `etcd36`); when that binary is present, the lost-quorum test runs the same assertions
@@ -852,4 +852,104 @@ fn an_https_metrics_url_without_a_certificate_is_refused_at_start_up() {
         )),
         "{stderr}"
     );
+}
+
+/// The probes of a learner that caught up with its one-member cluster, as
+/// (target, status, body) in a fixed order.
+fn learner_probes(program: Option<&str>) -> Vec<(&'static str, u16, String)> {
+    let mut spec = ClusterSpec::new(1);
+    if let Some(program) = program {
+        spec = spec.program(program);
+    }
+    let mut cluster = Cluster::start(spec);
+    cluster.wait_for_leader(&[0]);
+    let peer_port = free_port();
+    let added = cluster.etcdctl(
+        &[0],
+        REQUEST_TIMEOUT,
+        &[
+            "member",
+            "add",
+            "n2",
+            "--learner",
+            &format!("--peer-urls=http://127.0.0.1:{peer_port}"),
+        ],
+    );
+    assert!(added.status.success(), "member add: {}", ctl_text(&added));
+    let port = free_port();
+    let flag = metrics_flag(port);
+    let learner = cluster.start_joiner_with("n2", peer_port, &[0], &[&flag]);
+    // The learner serves once it applied the entry that added it; its serializable read and
+    // its leader are then settled.
+    let deadline = Instant::now() + EVENTUALLY;
+    while get(port, "/health?serializable=true").status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "learner never healthy: {}",
+            cluster.log(learner)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    [
+        "/health",
+        "/health?serializable=true",
+        "/livez?verbose",
+        "/readyz?verbose",
+        "/readyz/non_learner",
+        "/readyz?exclude=non_learner&exclude=linearizable_read",
+    ]
+    .into_iter()
+    .map(|target| {
+        let reply = get(port, target);
+        let body = if target.starts_with("/readyz?verbose") {
+            sorted_lines(reply.text()).join("\n")
+        } else {
+            reply.text().to_string()
+        };
+        (target, reply.status, body)
+    })
+    .collect()
+}
+
+#[test]
+fn a_learner_answers_as_etcd() {
+    let _serial = serial();
+    let capstan = learner_probes(None);
+    eprintln!("capstan: {capstan:#?}");
+    // etcd 3.6.14's answers, recorded with this test against `etcd36`.
+    let healthy = r#"{"health":"true","reason":""}"#.to_string();
+    let recorded = vec![
+        ("/health", 200, healthy.clone()),
+        ("/health?serializable=true", 200, healthy),
+        (
+            "/livez?verbose",
+            200,
+            "[+]serializable_read ok\nok\n".to_string(),
+        ),
+        (
+            "/readyz?verbose",
+            503,
+            "\n[+]data_corruption ok\n[+]linearizable_read ok\n[+]serializable_read ok\n\
+             [-]non_learner failed: not supported for learner"
+                .to_string(),
+        ),
+        (
+            "/readyz/non_learner",
+            503,
+            "[-]non_learner failed: not supported for learner\n\n".to_string(),
+        ),
+        (
+            "/readyz?exclude=non_learner&exclude=linearizable_read",
+            200,
+            "ok\n".to_string(),
+        ),
+    ];
+    assert_eq!(capstan, recorded);
+    if Path::new(ETCD36).exists() {
+        let etcd = learner_probes(Some(ETCD36));
+        eprintln!("etcd 3.6: {etcd:#?}");
+        assert_eq!(capstan, etcd);
+    } else {
+        eprintln!("{ETCD36} not found: compared with the recorded answers only");
+    }
 }

@@ -835,6 +835,18 @@ impl Cluster {
     /// `peer_port`: `--initial-cluster` lists `current` members plus itself, with
     /// `--initial-cluster-state existing`. Waits for its ready line; returns its index.
     pub fn start_joiner(&mut self, name: &str, peer_port: u16, current: &[usize]) -> usize {
+        self.start_joiner_with(name, peer_port, current, &[])
+    }
+
+    /// [`start_joiner`](Self::start_joiner) with `extra` flags for the joiner only; it runs
+    /// the program of the cluster's first member.
+    pub fn start_joiner_with(
+        &mut self,
+        name: &str,
+        peer_port: u16,
+        current: &[usize],
+        extra: &[&str],
+    ) -> usize {
         let advertised = format!("http://127.0.0.1:{peer_port}");
         let mut initial: Vec<String> = current
             .iter()
@@ -865,9 +877,10 @@ impl Cluster {
                     "existing".to_string(),
                 ],
                 self.common_args.clone(),
+                extra.iter().map(|arg| arg.to_string()).collect(),
             ]
             .concat(),
-            program: None,
+            program: self.members.first().and_then(|first| first.program.clone()),
             child: None,
             paused: false,
         };
