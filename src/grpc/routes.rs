@@ -29,7 +29,7 @@ pub const NO_LEADER_CHECKS_BEFORE_CANCEL: u32 = 3;
 
 /// Resolves with etcd's "no leader" status once the member has had no leader for
 /// `NO_LEADER_CHECKS_BEFORE_CANCEL` election timeouts in a row; never when not required.
-async fn leader_lost(context: &ShardContext, require_leader: bool) -> Status {
+pub async fn leader_lost(context: &ShardContext, require_leader: bool) -> Status {
     if !require_leader {
         return futures::future::pending().await;
     }
@@ -46,6 +46,57 @@ async fn leader_lost(context: &ShardContext, require_leader: bool) -> Status {
             leaderless_checks = 0;
         }
     }
+}
+
+/// The status a call to `method` gets before it runs, as etcd's interceptors answer it: with
+/// `hasleader` metadata and no leader, unary calls fail at once (streams end later, see
+/// [`leader_lost`]); a learner refuses writes, the lease service, Alarm and the hashes. Shared
+/// by the gRPC routes and the JSON gateway (`http::gateway`), so both refuse alike.
+pub fn refusal_before_call(
+    context: &ShardContext,
+    method: &str,
+    require_leader: bool,
+) -> Option<Status> {
+    let is_stream = matches!(
+        method,
+        method::WATCH_WATCH
+            | method::LEASE_LEASE_KEEP_ALIVE
+            | method::HEALTH_WATCH
+            | method::ELECTION_OBSERVE
+    );
+    if require_leader && !is_stream && context.raft_status.leader_id() == raft::INVALID_ID {
+        return Some(ServerError::NoLeader.into());
+    }
+    // A learner serves serializable reads (Range and MemberList check their own flag), Status,
+    // Watch and health; like etcd it refuses writes, the lease service, Alarm and the hashes.
+    let learner_refuses = matches!(
+        method,
+        method::KV_PUT
+            | method::KV_DELETE_RANGE
+            | method::KV_TXN
+            | method::KV_COMPACT
+            | method::LEASE_LEASE_GRANT
+            | method::LEASE_LEASE_REVOKE
+            | method::LEASE_LEASE_KEEP_ALIVE
+            | method::LEASE_LEASE_TIME_TO_LIVE
+            | method::LEASE_LEASE_LEASES
+            | method::CLUSTER_MEMBER_ADD
+            | method::CLUSTER_MEMBER_REMOVE
+            | method::CLUSTER_MEMBER_UPDATE
+            | method::CLUSTER_MEMBER_PROMOTE
+            | method::LOCK_LOCK
+            | method::LOCK_UNLOCK
+            | method::ELECTION_CAMPAIGN
+            | method::ELECTION_PROCLAIM
+            | method::ELECTION_RESIGN
+            | method::MAINTENANCE_ALARM
+            | method::MAINTENANCE_HASH
+            | method::MAINTENANCE_HASH_KV
+    );
+    if learner_refuses && context.is_learner() {
+        return Some(MembershipError::NotSupportedForLearner.into());
+    }
+    None
 }
 
 /// Runs one call to completion on this shard.
@@ -83,45 +134,8 @@ pub async fn dispatch(
         .is_some_and(|value| value.as_bytes() == b"true");
     let ctx = &context;
     let path = parts.uri.path();
-    let is_stream = matches!(
-        path,
-        method::WATCH_WATCH
-            | method::LEASE_LEASE_KEEP_ALIVE
-            | method::HEALTH_WATCH
-            | method::ELECTION_OBSERVE
-    );
-    if require_leader && !is_stream && ctx.raft_status.leader_id() == raft::INVALID_ID {
-        send_status_only(respond, &ServerError::NoLeader.into());
-        return;
-    }
-    // A learner serves serializable reads (Range and MemberList check their own flag), Status,
-    // Watch and health; like etcd it refuses writes, the lease service, Alarm and the hashes.
-    let learner_refuses = matches!(
-        path,
-        method::KV_PUT
-            | method::KV_DELETE_RANGE
-            | method::KV_TXN
-            | method::KV_COMPACT
-            | method::LEASE_LEASE_GRANT
-            | method::LEASE_LEASE_REVOKE
-            | method::LEASE_LEASE_KEEP_ALIVE
-            | method::LEASE_LEASE_TIME_TO_LIVE
-            | method::LEASE_LEASE_LEASES
-            | method::CLUSTER_MEMBER_ADD
-            | method::CLUSTER_MEMBER_REMOVE
-            | method::CLUSTER_MEMBER_UPDATE
-            | method::CLUSTER_MEMBER_PROMOTE
-            | method::LOCK_LOCK
-            | method::LOCK_UNLOCK
-            | method::ELECTION_CAMPAIGN
-            | method::ELECTION_PROCLAIM
-            | method::ELECTION_RESIGN
-            | method::MAINTENANCE_ALARM
-            | method::MAINTENANCE_HASH
-            | method::MAINTENANCE_HASH_KV
-    );
-    if learner_refuses && ctx.is_learner() {
-        send_status_only(respond, &MembershipError::NotSupportedForLearner.into());
+    if let Some(refusal) = refusal_before_call(ctx, path, require_leader) {
+        send_status_only(respond, &refusal);
         return;
     }
     match path {

@@ -1,9 +1,18 @@
-//! Responses and their bytes on the wire, with Go net/http's conventions: a `Date` header, a
-//! `Content-Length` always (none is streamed here), `Connection: close` when the connection
-//! ends after it, no body for HEAD, and `http.Error`'s shape for error bodies.
+//! Responses and their bytes on the wire, with Go net/http's conventions: a `Date` header,
+//! `Content-Length` for a body known in advance, `Connection: close` when the connection ends
+//! after it, no body for HEAD, and `http.Error`'s shape for error bodies.
+//!
+//! A [`ChunkedBody`] is produced while it is sent (the JSON gateway's streamed calls, and its
+//! error answers that end with trailers, as grpc-gateway writes them): the head carries
+//! `Transfer-Encoding: chunked` instead of `Content-Length`, each piece is one chunk, and the
+//! last chunk carries the trailers. [`super::connection`] writes it piece by piece at the
+//! pace the client reads.
 
 use super::request::RequestError;
+use futures::stream::LocalBoxStream;
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 pub const TEXT_PLAIN_UTF8: &str = "text/plain; charset=utf-8";
 
@@ -18,7 +27,75 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The connection closes after this response.
     pub close: bool,
+    /// A body sent as it is produced, instead of `body`.
+    pub chunked: Option<Rc<ChunkedBody>>,
 }
+
+/// A body sent with chunked transfer coding, one chunk per piece the stream yields, then the
+/// trailers. Shared by `Rc` so that a `Response` stays `Clone`; the stream is taken once, by
+/// the connection that sends it.
+pub struct ChunkedBody {
+    pieces: RefCell<Option<LocalBoxStream<'static, Vec<u8>>>>,
+    /// Trailer fields after the last chunk (announced in a `Trailer` header by the handler).
+    pub trailers: Vec<(&'static str, String)>,
+}
+
+impl ChunkedBody {
+    pub fn new(
+        pieces: LocalBoxStream<'static, Vec<u8>>,
+        trailers: Vec<(&'static str, String)>,
+    ) -> ChunkedBody {
+        ChunkedBody {
+            pieces: RefCell::new(Some(pieces)),
+            trailers,
+        }
+    }
+
+    /// The pieces, the first time; `None` after.
+    pub fn take_pieces(&self) -> Option<LocalBoxStream<'static, Vec<u8>>> {
+        self.pieces.borrow_mut().take()
+    }
+
+    /// One chunk on the wire: its size in hex, CRLF, the bytes, CRLF. Empty pieces are not
+    /// chunks (an empty chunk would end the body): they encode to nothing.
+    pub fn encode_chunk(piece: &[u8]) -> Vec<u8> {
+        if piece.is_empty() {
+            return Vec::new();
+        }
+        let mut bytes = format!("{:x}\r\n", piece.len()).into_bytes();
+        bytes.extend_from_slice(piece);
+        bytes.extend_from_slice(b"\r\n");
+        bytes
+    }
+
+    /// The last chunk and the trailers.
+    pub fn encode_end(&self) -> Vec<u8> {
+        let mut end = String::from("0\r\n");
+        for (name, value) in &self.trailers {
+            push_header(&mut end, name, value);
+        }
+        end.push_str("\r\n");
+        end.into_bytes()
+    }
+}
+
+impl std::fmt::Debug for ChunkedBody {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ChunkedBody")
+            .field("trailers", &self.trailers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two chunked bodies are equal only when they are the same body.
+impl PartialEq for ChunkedBody {
+    fn eq(&self, other: &ChunkedBody) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for ChunkedBody {}
 
 impl Response {
     pub fn new(status: u16) -> Response {
@@ -28,7 +105,19 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             close: false,
+            chunked: None,
         }
+    }
+
+    /// The body becomes `pieces`, sent chunked, then `trailers`.
+    pub fn with_chunked_body(
+        mut self,
+        pieces: LocalBoxStream<'static, Vec<u8>>,
+        trailers: Vec<(&'static str, String)>,
+    ) -> Response {
+        self.body.clear();
+        self.chunked = Some(Rc::new(ChunkedBody::new(pieces, trailers)));
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
@@ -93,7 +182,9 @@ impl Response {
     }
 
     /// The bytes of this response to a request of HTTP/1.`minor_version`; no body when
-    /// `head_only` (HEAD), though `Content-Length` still tells the body's length.
+    /// `head_only` (HEAD), though `Content-Length` still tells the body's length. For a
+    /// chunked body only the head: the connection sends the chunks (an HTTP/1.0 client gets
+    /// them unframed, ended by the close, as Go does).
     pub fn encode(&self, minor_version: u8, head_only: bool, close: bool, date: &str) -> Vec<u8> {
         let mut head = String::with_capacity(256);
         head.push_str(if minor_version == 0 {
@@ -109,15 +200,20 @@ impl Response {
             push_header(&mut head, name, value);
         }
         push_header(&mut head, "Date", date);
-        push_header(&mut head, "Content-Length", &self.body.len().to_string());
+        if self.chunked.is_none() {
+            push_header(&mut head, "Content-Length", &self.body.len().to_string());
+        }
         if close {
             push_header(&mut head, "Connection", "close");
         } else if minor_version == 0 {
             push_header(&mut head, "Connection", "keep-alive");
         }
+        if self.chunked.is_some() && minor_version > 0 {
+            push_header(&mut head, "Transfer-Encoding", "chunked");
+        }
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
-        if !head_only {
+        if !head_only && self.chunked.is_none() {
             bytes.extend_from_slice(&self.body);
         }
         bytes
@@ -143,13 +239,20 @@ pub fn reason_phrase(status: u16) -> &'static str {
         200 => "OK",
         307 => "Temporary Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        412 => "Precondition Failed",
         413 => "Request Entity Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
