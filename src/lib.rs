@@ -35,6 +35,7 @@ pub mod durable;
 pub mod grpc;
 pub mod http;
 pub mod lease;
+pub mod logging;
 pub mod membership;
 pub mod mvcc;
 pub mod peer;

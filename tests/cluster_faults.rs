@@ -24,24 +24,26 @@ const MINORITY_TIMEOUT: Duration = Duration::from_secs(3);
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Election safety, from the members' `raft role changed ... role=Leader` lines: no term ever
+/// Election safety, from the members' `raft role changed` lines with `"role":"Leader"`: no term ever
 /// had two leaders.
 fn assert_one_leader_per_term(cluster: &Cluster) {
     let mut leaders: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for member in &cluster.members {
         for line in member.log().lines() {
-            if !(line.contains("raft role changed") && line.contains("role=Leader")) {
+            if !(line.contains("raft role changed") && line.contains("\"role\":\"Leader\"")) {
                 continue;
             }
-            let term = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("term="))
-                .and_then(|term| term.parse::<u64>().ok())
+            let term = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|object| object.get("term").and_then(serde_json::Value::as_u64))
                 .unwrap_or_else(|| panic!("no term in {line:?}"));
             leaders.entry(term).or_default().insert(member.name.clone());
         }
     }
-    assert!(!leaders.is_empty(), "no member ever logged role=Leader");
+    assert!(
+        !leaders.is_empty(),
+        "no member ever logged \"role\":\"Leader\""
+    );
     for (term, members) in &leaders {
         assert_eq!(
             members.len(),
@@ -323,7 +325,9 @@ fn three_and_five_member_clusters_agree_on_one_leader() {
             .count();
         assert_eq!(leaders, 1, "exactly one member is the leader: {statuses:?}");
         assert!(
-            cluster.log(leadership.leader).contains("role=Leader"),
+            cluster
+                .log(leadership.leader)
+                .contains("\"role\":\"Leader\""),
             "the leader logged its election"
         );
         // An idle cluster: everyone has committed and applied the same raft index.

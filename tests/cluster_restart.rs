@@ -284,7 +284,7 @@ fn a_restarted_member_cannot_unseat_a_healthy_leader() {
     let _restarted = relaunch(&cluster, follower, &command_line);
 
     wait_for(&cluster, "the restarted follower campaigns", || {
-        cluster.log(follower)[log_before..].contains("role=PreCandidate")
+        cluster.log(follower)[log_before..].contains("\"role\":\"PreCandidate\"")
     });
     let during = cluster.wait_for_leader(&healthy);
     assert_eq!(

@@ -267,6 +267,6 @@ fn kubeadm_command_line() {
         log.contains("initial corruption checking passed; no corruption"),
         "{log}"
     );
-    assert!(log.contains("peers_compared=0"), "{log}");
+    assert!(log.contains("\"peers-compared\":0"), "{log}");
     drop(member);
 }

@@ -955,7 +955,7 @@ fn empty_data_dir_bootstraps() {
     std::fs::create_dir_all(dir.path().join("data")).expect("create empty data dir");
     let mut server = Server::capstan(dir.path());
     assert!(
-        server.log().contains("bootstrapped=true"),
+        server.log().contains("\"bootstrapped\":true"),
         "log:\n{}",
         server.log()
     );
@@ -976,7 +976,7 @@ fn empty_data_dir_bootstraps() {
     // The bootstrapped member is not bootstrapped again.
     restart_in_place(&mut server);
     let log = server.log();
-    assert!(log.contains("bootstrapped=false"), "log:\n{log}");
+    assert!(log.contains("\"bootstrapped\":false"), "log:\n{log}");
     runtime.block_on(async {
         let mut client = connect(&server.endpoint()).await;
         assert_eq!(

@@ -146,7 +146,9 @@ fn a_restarted_member_compares_with_its_peers_and_comes_back() {
     let log = cluster.log(2);
     assert!(log.contains("starting initial corruption check"), "{log}");
     assert!(
-        log.contains(PASSED) && log.contains("peers_compared=2") && log.contains("peers_skipped=0"),
+        log.contains(PASSED)
+            && log.contains("\"peers-compared\":2")
+            && log.contains("\"peers-skipped\":0"),
         "{log}"
     );
     assert!(!log.contains("failed hash kv request"), "{log}");
@@ -238,8 +240,8 @@ fn a_stopped_peer_costs_one_answer_timeout_and_is_skipped() {
         .unwrap_or_default();
     assert!(
         restarted.contains(PASSED)
-            && restarted.contains("peers_compared=1")
-            && restarted.contains("peers_skipped=1"),
+            && restarted.contains("\"peers-compared\":1")
+            && restarted.contains("\"peers-skipped\":1"),
         "{log}"
     );
     assert!(restarted.contains("failed hash kv request"), "{log}");

@@ -15,11 +15,13 @@ const ACCEPTED_LINE: &str = "accepted client connection";
 /// Generous upper bound for one call or for a log line to appear.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The value of `name=` in a tracing line.
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let start = line.find(&format!(" {name}="))? + name.len() + 2;
-    let rest = &line[start..];
-    Some(rest.split_whitespace().next().unwrap_or(""))
+/// The value of field `name` in a JSON log line (a string's text without quotes).
+fn field(line: &str, name: &str) -> Option<String> {
+    let object: serde_json::Value = serde_json::from_str(line).ok()?;
+    match object.get(name)? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// (shard, peer) of every `accepted client connection` line.
@@ -32,7 +34,7 @@ fn accepted_connections(server: &Server) -> Vec<(usize, String)> {
             let shard = field(line, "shard")
                 .and_then(|value| value.parse().ok())
                 .unwrap_or_else(|| panic!("no shard=N in {line:?}"));
-            let peer = field(line, "peer").unwrap_or("").to_string();
+            let peer = field(line, "peer").unwrap_or_default();
             (shard, peer)
         })
         .collect()
@@ -50,7 +52,7 @@ fn connections_are_served_by_every_shard() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(Flavor::Capstan, dir.path(), &["--shards", "2"]);
     assert!(
-        server.log().contains("shards=2"),
+        server.log().contains("\"shards\":2"),
         "start-up line reports 2 shards:\n{}",
         server.log()
     );
@@ -261,7 +263,11 @@ fn one_shard_serves_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start(Flavor::Capstan, dir.path(), &["--shards", "1"]);
     let endpoint = server.endpoint();
-    assert!(server.log().contains("shards=1"), "log:\n{}", server.log());
+    assert!(
+        server.log().contains("\"shards\":1"),
+        "log:\n{}",
+        server.log()
+    );
     assert_eq!(etcdctl_ok(&endpoint, &["put", "one", "1"]).trim(), "OK");
     for _ in 0..8 {
         assert_eq!(etcdctl_ok(&endpoint, &["get", "one"]), "one\n1\n");

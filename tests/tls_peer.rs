@@ -570,7 +570,7 @@ fn kubeadm_command_line_cluster_replicates_over_peer_mtls() {
     for member in &members {
         let log = member.log();
         assert!(
-            log.contains("accepted peer connection") && log.contains("tls=true"),
+            log.contains("accepted peer connection") && log.contains("\"tls\":true"),
             "{} has no TLS peer connection; log:\n{log}",
             member.name
         );
@@ -611,7 +611,7 @@ fn kubeadm_command_line_cluster_replicates_over_peer_mtls() {
     let log = members[0].log();
     assert!(
         log.contains("initial corruption checking passed; no corruption")
-            && log.contains("peers_compared=2"),
+            && log.contains("\"peers-compared\":2"),
         "{log}"
     );
     assert!(!log.contains("failed hash kv request"), "{log}");
@@ -799,7 +799,7 @@ fn peer_auto_tls_members_talk_over_self_signed_certificates() {
             .join(format!("{}.data", member.name))
             .join("fixtures/peer/cert.pem");
         assert!(fixture.exists(), "{} has no self-signed cert", member.name);
-        assert!(member.log().contains("tls=true"), "{}", member.log());
+        assert!(member.log().contains("\"tls\":true"), "{}", member.log());
     }
     // Plain client urls: put through n1, read from n3.
     let run = |member: &Member, args: &[&str]| -> String {

@@ -1,23 +1,37 @@
 //! `capstan`: the server. Accepts etcd's flags and `ETCD_*` environment variables.
 
-use capstan::config::{parse_args, Parsed};
+use capstan::config::{parse_args, Parsed, ServerConfig};
+use capstan::logging::{record, LogSettings};
 use std::process::ExitCode;
 
-fn init_logging(level: &str) {
-    let level = match level {
-        "debug" => "debug",
-        "warn" => "warn",
-        "error" | "panic" | "fatal" | "dpanic" => "error",
-        _ => "info",
+/// Installs etcd's zap-style logger (`capstan::logging`) from the logging flags.
+fn init_logging(config: &ServerConfig) -> Result<(), String> {
+    let settings = LogSettings::parse(
+        &config.logger,
+        &config.log_outputs,
+        &config.log_format,
+        &config.log_level,
+    )?;
+    capstan::logging::init(&settings)
+}
+
+/// etcd's refusal of bad flags: one JSON warning line on stderr, "failed to verify flags" with
+/// the reason in `error` (written directly: no logger could be installed).
+fn refuse_flags(error: &str) {
+    let refusal = record::Record {
+        level: "warn",
+        caller: record::caller(Some(file!()), Some(line!())),
+        logger: None,
+        message: "failed to verify flags".to_string(),
+        fields: vec![(
+            "error".to_string(),
+            record::FieldValue::Text(error.to_string()),
+        )],
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_thread_names(true)
-        .init();
+    let timestamp = capstan::logging::timestamp::utc_micros(std::time::SystemTime::now());
+    let mut line = String::new();
+    capstan::logging::json::write_line(&refusal, &timestamp, &mut line);
+    eprint!("{line}");
 }
 
 fn main() -> ExitCode {
@@ -39,7 +53,14 @@ fn main() -> ExitCode {
         eprintln!("capstan: {error}");
         return ExitCode::from(2);
     }
-    init_logging(&config.log_level);
+    if let Err(error) = init_logging(&config) {
+        refuse_flags(&error);
+        return ExitCode::FAILURE;
+    }
+    capstan::logging::slow::set_thresholds(
+        config.warning_unary_request_duration,
+        config.warning_apply_duration,
+    );
     for warning in warnings {
         tracing::warn!("{warning}");
     }

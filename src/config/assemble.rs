@@ -11,6 +11,7 @@ use super::{
     WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT,
 };
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default WAL segment size (etcd's 64 MiB).
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
@@ -21,6 +22,27 @@ const MAX_LEARNERS_DEFAULT: u64 = 1;
 /// etcd 3.6's `--snapshot-count` default: applied entries between raft snapshots (3.5 and
 /// older: 100000).
 pub const SNAPSHOT_COUNT_DEFAULT: u64 = 10_000;
+
+/// etcd's `--warning-unary-request-duration` default.
+pub const WARNING_UNARY_REQUEST_DURATION_DEFAULT: Duration = Duration::from_millis(300);
+/// etcd's `--warning-apply-duration` default.
+pub const WARNING_APPLY_DURATION_DEFAULT: Duration = Duration::from_millis(100);
+
+/// A Go duration flag, or `default` when it is not given.
+fn duration_or(
+    values: &Values<'_>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match values.get(name) {
+        None => Ok(default),
+        Some(value) => parse_go_duration(value).map_err(|error| {
+            ConfigError(format!(
+                "invalid value \"{value}\" for flag -{name}: {error}"
+            ))
+        }),
+    }
+}
 
 /// Typed reads of settings that were checked against their kinds already.
 struct Values<'a>(&'a Settings);
@@ -339,6 +361,19 @@ pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig,
         heartbeat_interval_ms,
         election_timeout_ms,
         log_level: values.text("log-level", "info"),
+        logger: values.text("logger", "zap"),
+        log_outputs: list(&values.text("log-outputs", "default")),
+        log_format: values.text("log-format", "json"),
+        warning_unary_request_duration: duration_or(
+            &values,
+            "warning-unary-request-duration",
+            WARNING_UNARY_REQUEST_DURATION_DEFAULT,
+        )?,
+        warning_apply_duration: duration_or(
+            &values,
+            "warning-apply-duration",
+            WARNING_APPLY_DURATION_DEFAULT,
+        )?,
         shards: usize::try_from(values.number("shards", 0)?)
             .map_err(|_| ConfigError("--shards is too large".to_string()))?,
         wal_segment_bytes: values.number("wal-segment-bytes", WAL_SEGMENT_BYTES_DEFAULT)?,

@@ -355,6 +355,19 @@ mod tests {
                 c.listen_metrics_urls[0].address.port() == 7
             }),
             "log-level" => (vec!["--log-level=debug"], |c| c.log_level == "debug"),
+            "logger" => (vec!["--logger=zap"], |c| c.logger == "zap"),
+            "log-outputs" => (vec!["--log-outputs=stdout,/tmp/l7"], |c| {
+                c.log_outputs == ["stdout", "/tmp/l7"]
+            }),
+            "log-format" => (vec!["--log-format=console"], |c| c.log_format == "console"),
+            "warning-unary-request-duration" => {
+                (vec!["--warning-unary-request-duration=7s"], |c| {
+                    c.warning_unary_request_duration.as_secs() == 7
+                })
+            }
+            "warning-apply-duration" => (vec!["--warning-apply-duration=7s"], |c| {
+                c.warning_apply_duration.as_secs() == 7
+            }),
             "watch-progress-notify-interval" => {
                 (vec!["--watch-progress-notify-interval=7s"], |c| {
                     c.watch_progress_notify_interval.as_secs() == 7

@@ -86,6 +86,17 @@ pub struct ServerConfig {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub log_level: String,
+    /// `--logger` (only `zap`), `--log-outputs` and `--log-format`, checked by
+    /// `logging::LogSettings::parse` when the logger is installed.
+    pub logger: String,
+    pub log_outputs: Vec<String>,
+    pub log_format: String,
+    /// `--warning-unary-request-duration`: a unary call slower than this logs etcd's
+    /// "request stats" warning (zero: never).
+    pub warning_unary_request_duration: Duration,
+    /// `--warning-apply-duration`: applying one request slower than this logs etcd's
+    /// "apply request took too long" warning (zero: never).
+    pub warning_apply_duration: Duration,
     /// Number of shards (pinned executors); 0 means one per CPU the process may use.
     pub shards: usize,
     pub wal_segment_bytes: u64,

@@ -138,6 +138,7 @@ pub async fn dispatch(
         send_status_only(respond, &refusal);
         return;
     }
+    let unary_timer = crate::logging::slow::UnaryTimer::start();
     match path {
         method::KV_RANGE => unary(body, respond, limits, |r| ctx.range(r)).await,
         method::KV_PUT => unary(body, respond, limits, |r| ctx.put(r)).await,
@@ -226,4 +227,16 @@ pub async fn dispatch(
         method::ELECTION_RESIGN => unary(body, respond, limits, |r| ctx.resign(r)).await,
         unknown => send_status_only(respond, &Status::unimplemented(unknown)),
     }
+    if !STREAMING_METHODS.contains(&path) {
+        unary_timer.finish(path);
+    }
 }
+
+/// Methods that stream; the others are unary, and timed for etcd's `request stats` warning.
+const STREAMING_METHODS: &[&str] = &[
+    method::WATCH_WATCH,
+    method::LEASE_LEASE_KEEP_ALIVE,
+    method::HEALTH_WATCH,
+    method::ELECTION_OBSERVE,
+    method::MAINTENANCE_SNAPSHOT,
+];

@@ -148,6 +148,8 @@ pub struct RaftGroup {
     publication_proposed_at: Option<u64>,
     /// Role seen at the end of the previous turn, to notice becoming leader.
     last_role: StateRole,
+    /// etcd's raft log lines for role and leader changes.
+    role_log: super::role_log::RoleLog,
     peers: Box<dyn RaftMessageSink>,
     /// Leases get this much extra life when this member starts leading (etcd extends them by an
     /// election timeout on promotion).
@@ -274,6 +276,7 @@ impl RaftGroup {
             own_publication: parts.own_publication,
             publication_proposed_at: None,
             last_role: StateRole::Follower,
+            role_log: super::role_log::RoleLog::default(),
             peers: parts.peers,
             lease_extension_on_lead: parts.election_timeout,
             lease_forwards: Forwards::default(),
@@ -586,6 +589,9 @@ impl RaftGroup {
     /// Notices leadership changes: a new leader takes over the lease clock (and answers the
     /// lease questions it had forwarded itself); a former leader stops expiring leases.
     fn on_role_change(&mut self) {
+        let raft = &self.node.raft;
+        self.role_log
+            .observe(raft.id, raft.term, raft.state, raft.leader_id);
         let role = self.node.raft.state;
         if role == self.last_role {
             return;
@@ -753,7 +759,16 @@ impl RaftGroup {
                 other => other,
             };
             let write = to_write_request(request);
+            let apply_timer = crate::logging::slow::ApplyTimer::start();
             let applied = self.kv.apply(&write);
+            apply_timer.finish(|| {
+                use crate::logging::request_text;
+                let response = applied.as_ref().map(|applied| &applied.response);
+                (
+                    request_text::request(&write),
+                    request_text::response(response),
+                )
+            });
             self.track_leases(&write, applied.is_ok());
             let outcome = match applied {
                 Ok(applied) => {
@@ -785,7 +800,21 @@ impl RaftGroup {
     }
 
     fn apply_publication(&mut self, publish: &MemberPublish) {
+        let own_first_time = publish.member_id == self.own_publication.member_id
+            && !self.members.is_published(publish);
         if self.members.apply_publish(publish) {
+            if own_first_time {
+                // etcd's line (etcdserver.publishV3), with the attributes as Go prints them.
+                tracing::info!(
+                    local_member_id = format!("{:x}", publish.member_id),
+                    local_member_attributes = format!(
+                        "{{Name:{} ClientURLs:[{}]}}",
+                        publish.name,
+                        publish.client_urls.join(" ")
+                    ),
+                    "published local member to cluster through raft"
+                );
+            }
             self.shared_members.store(Arc::new(self.members.clone()));
         } else {
             tracing::warn!(

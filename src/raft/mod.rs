@@ -10,6 +10,8 @@
 //!   under, so the end of that leadership answers them at once (an unknown outcome).
 //! - [`peer_message`] frames what groups send each other: raft messages and forwarded lease
 //!   questions.
+//! - [`role_log`] writes etcd's raft lines for role and leader changes (`became leader at
+//!   term`, `raft.node: .. elected leader ..`).
 //! - [`status`] is what other shards may read about the group: term, leader, indexes.
 //! - [`snapshot_file`] keeps raft snapshots (the applied state at one index) on disk;
 //!   [`snapshot_state`] turns the state machine into a snapshot's data and back;
@@ -21,6 +23,7 @@ pub mod group;
 pub mod log_store;
 pub mod peer_message;
 pub mod proposal_tracker;
+pub mod role_log;
 pub mod snapshot_file;
 pub mod snapshot_state;
 pub mod snapshot_stream;

@@ -10,6 +10,7 @@
 //! - [`listen`] makes each shard's listening socket on the shared client port.
 //! - [`client_tls`] decides which client listeners speak TLS, and with which certificate.
 //! - [`shutdown`] is the process-wide stop signal (SIGINT/SIGTERM).
+//! - [`startup_log`] writes etcd's start-up log lines.
 
 pub mod client_tls;
 pub mod context;
@@ -18,6 +19,7 @@ pub mod message;
 pub mod owner_link;
 pub mod runtime;
 pub mod shutdown;
+pub mod startup_log;
 
 pub use context::ShardContext;
 pub use shutdown::Shutdown;

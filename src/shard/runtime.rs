@@ -169,6 +169,7 @@ fn start_peer_transport(
         && !config.listen_peer_url_given
         && !configuration_names_others(log, local_id)
     {
+        super::startup_log::now_serving(config, false);
         return Ok(Box::new(NoPeers));
     }
     let deliver: Deliver = Rc::new(move |from: u64, data: bytes::Bytes| {
@@ -192,7 +193,7 @@ fn start_peer_transport(
         address: config.listen_peer_url.original.clone(),
         reason: error.to_string(),
     })?;
-    tracing::info!(%listen, "serving raft peers");
+    super::startup_log::now_serving(config, true);
     Ok(Box::new(transport))
 }
 
@@ -402,7 +403,13 @@ fn install_signal_handler(shutdown: Shutdown) -> Result<(), RunError> {
                     tracing::warn!(signal, "second signal: exiting immediately");
                     std::process::exit(130);
                 }
-                tracing::info!(signal, "received signal, shutting down");
+                // etcd's line (osutil.HandleInterrupts), with Go's name for the signal.
+                let name = if signal == SIGINT {
+                    "interrupt"
+                } else {
+                    "terminated"
+                };
+                tracing::info!(signal = name, "received signal; shutting down");
                 shutdown.trigger();
             }
         })
@@ -478,6 +485,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     } else {
         config.shards
     };
+    super::startup_log::starting(&config, shard_count, &cpus);
     let mut client_sockets = bind_client_sockets(&config, shard_count)?.into_iter();
     let metrics_sockets = crate::http::bind_metrics_sockets(&config).map_err(RunError::Startup)?;
     if config.join_existing {
@@ -527,9 +535,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
         cpus = ?cpus,
         member_id = format!("{:x}", shared.config.member_id()),
         cluster_id = format!("{:x}", shared.config.cluster_id()),
-        data_dir = %shared.config.data_dir.display(),
-        quota_bytes = ?shared.config.quota_bytes(),
-        "starting capstan"
+        "starting shards"
     );
     let mut handles = Vec::new();
     let builder = |shard: ShardId| {
@@ -667,6 +673,8 @@ async fn owner_shard(
         bootstrapped = summary.bootstrapped,
         "wal replayed"
     );
+    let restarting = !summary.bootstrapped && summary.records > 0;
+    super::startup_log::local_member(&config, restarting, summary.commit_index);
     let peers = match start_peer_transport(&config, &log, inbox_sender.clone(), &shared.read_view) {
         Ok(peers) => peers,
         Err(error) => {
@@ -903,7 +911,7 @@ async fn serve_shard(
         ))
         .detach();
     }
-    tracing::info!(shard, "shard serving client connections");
+    tracing::debug!(shard, "shard serving client connections");
     if shared.shards_serving.fetch_add(1, Ordering::SeqCst) + 1 == shared.shard_count {
         let urls: Vec<&str> = config
             .listen_client_urls
@@ -915,6 +923,7 @@ async fn serve_shard(
             member_id = format!("{:x}", context.member_id),
             "ready to serve client requests"
         );
+        super::startup_log::serving_client_traffic(&config);
     }
     shared.shutdown.wait().await;
     glommio::timer::sleep(SHUTDOWN_GRACE).await;

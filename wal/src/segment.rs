@@ -225,9 +225,23 @@ pub async fn write_zeros(file: &DmaFile, path: &Path, from: u64, to: u64) -> Res
     Ok(())
 }
 
-/// fdatasync with the path in the error.
+/// etcd's `warnSyncDuration`: a WAL fdatasync slower than this logs `slow fdatasync`.
+pub const SLOW_FDATASYNC_WARN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// fdatasync with the path in the error; a slow one is logged as etcd logs it (`slow fdatasync`
+/// with `took` and `expected-duration`).
 pub async fn fdatasync(file: &DmaFile, path: &Path) -> Result<(), WalError> {
-    file.fdatasync().await.map_err(|e| WalError::io(path, e))
+    let started = std::time::Instant::now();
+    file.fdatasync().await.map_err(|e| WalError::io(path, e))?;
+    let took = started.elapsed();
+    if took > SLOW_FDATASYNC_WARN {
+        tracing::warn!(
+            took = format!("{took:?}"),
+            expected_duration = format!("{SLOW_FDATASYNC_WARN:?}"),
+            "slow fdatasync"
+        );
+    }
+    Ok(())
 }
 
 /// fsyncs the WAL directory.
