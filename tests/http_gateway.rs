@@ -412,6 +412,42 @@ fn leases_grant_keep_alive_and_revoke() {
         "{\"error\":\"etcdserver: requested lease not found\",\
          \"message\":\"etcdserver: requested lease not found\",\"code\":5}"
     );
+    // A connection kept alive serves the next request once a stream has ended.
+    let mut connection = connect(&endpoint);
+    send(
+        &mut connection,
+        "POST",
+        "/v3/lease/grant",
+        br#"{"TTL":"60","ID":"5"}"#,
+        false,
+    );
+    send(
+        &mut connection,
+        "POST",
+        "/v3/lease/keepalive",
+        br#"{"ID":"5"}"#,
+        false,
+    );
+    send(&mut connection, "POST", "/v3/lease/leases", b"{}", true);
+    let mut reader = BufReader::new(connection);
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "Content-Length")
+        .and_then(|(_, value)| value.parse().ok())
+        .expect("a length");
+    let mut granted = vec![0u8; length];
+    reader.read_exact(&mut granted).expect("the grant");
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200);
+    let mut trailers = Vec::new();
+    let piece = read_chunk(&mut reader, &mut trailers).expect("a keep-alive answer");
+    assert!(String::from_utf8_lossy(&piece).contains("\"TTL\":\"60\""));
+    assert!(read_chunk(&mut reader, &mut trailers).is_none());
+    let (status, _) = read_head(&mut reader);
+    assert_eq!(status, 200, "the request after the stream");
+
     // Keep-alive of a lease that does not exist answers TTL 0 (left out), as etcd does.
     let mut stream = Stream::open(&endpoint, "/v3/lease/keepalive", r#"{"ID":"99999"}"#);
     let answer = stream.next().expect("an answer");

@@ -261,6 +261,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::stream::StreamExt;
 
     #[test]
     fn encodes_like_go() {
@@ -280,6 +281,38 @@ mod tests {
              X-Content-Type-Options: nosniff\r\nDate: d\r\nContent-Length: 19\r\n\
              Connection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn chunked_bodies_encode_like_go() {
+        let response = Response::new(400)
+            .with_header("Content-Type", "application/json")
+            .with_header("Trailer", "Grpc-Trailer-Content-Type")
+            .with_chunked_body(
+                futures::stream::empty().boxed_local(),
+                vec![("Grpc-Trailer-Content-Type", "application/grpc".to_string())],
+            );
+        assert_eq!(
+            String::from_utf8(response.encode(1, false, true, "d")).expect("ascii"),
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
+             Trailer: Grpc-Trailer-Content-Type\r\nDate: d\r\nConnection: close\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(
+            ChunkedBody::encode_chunk(b"{}\n"),
+            b"3\r\n{}\n\r\n".to_vec()
+        );
+        assert!(ChunkedBody::encode_chunk(b"").is_empty());
+        let body = response.chunked.as_ref().expect("chunked");
+        assert_eq!(
+            body.encode_end(),
+            b"0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n".to_vec()
+        );
+        assert!(body.take_pieces().is_some());
+        assert!(body.take_pieces().is_none(), "sent once");
+        // HTTP/1.0 has no chunked coding: the body is unframed and ends with the connection.
+        let head = String::from_utf8(response.encode(0, false, true, "d")).expect("ascii");
+        assert!(!head.contains("Transfer-Encoding") && !head.contains("Content-Length"));
     }
 
     #[test]
