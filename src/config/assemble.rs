@@ -213,6 +213,11 @@ pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig,
     if listen_client_urls.is_empty() {
         return Err(ConfigError("--listen-client-urls is empty".to_string()));
     }
+    let listen_client_http_urls = urls(
+        "listen-client-http-urls",
+        &values.text("listen-client-http-urls", ""),
+    )?;
+    check_client_http_urls_apart(&listen_client_urls, &listen_client_http_urls)?;
     let peer_urls = list(&values.text("initial-advertise-peer-urls", "http://localhost:2380"));
     let initial_cluster = parse_initial_cluster(
         &values.text("initial-cluster", &format!("{name}=http://localhost:2380")),
@@ -259,10 +264,16 @@ pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig,
         ));
     }
     crate::tls::crypto_policy(&security).map_err(|error| ConfigError(error.to_string()))?;
-    check_client_urls_have_a_certificate(&listen_client_urls, &security.client)?;
+    // The HTTP-only client URLs and an https:// metrics URL serve the client certificate too
+    // (etcd's ClientTLSInfo).
+    let client_urls: Vec<ClientUrl> = listen_client_urls
+        .iter()
+        .chain(&listen_client_http_urls)
+        .cloned()
+        .collect();
+    check_client_urls_have_a_certificate(&client_urls, &security.client)?;
     use super::table::TlsSide;
-    // An https:// metrics URL serves the client certificate too (etcd's ClientTLSInfo).
-    let client_side_urls: Vec<ClientUrl> = listen_client_urls
+    let client_side_urls: Vec<ClientUrl> = client_urls
         .iter()
         .chain(&listen_metrics_urls)
         .cloned()
@@ -349,6 +360,8 @@ pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig,
         data_dir,
         wal_dir_dedicated: wal_dir,
         listen_client_urls,
+        listen_client_http_urls,
+        enable_grpc_gateway: values.flag("enable-grpc-gateway", true)?,
         advertise_client_urls: list(&values.text("advertise-client-urls", "http://localhost:2379")),
         initial_advertise_peer_urls: peer_urls,
         initial_cluster,
@@ -383,6 +396,25 @@ pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig,
         listen_metrics_urls,
         initial_corrupt_check: gates.get("InitialCorruptCheck").copied().unwrap_or(false),
     })
+}
+
+/// etcd's rule: one address is either a `--listen-client-urls` or a
+/// `--listen-client-http-urls` listener, not both.
+fn check_client_http_urls_apart(
+    client_urls: &[ClientUrl],
+    http_urls: &[ClientUrl],
+) -> Result<(), ConfigError> {
+    match http_urls
+        .iter()
+        .find(|http| client_urls.iter().any(|url| url.address == http.address))
+    {
+        Some(url) => Err(ConfigError(format!(
+            "cannot bind both --listen-client-urls and --listen-client-http-urls on the same \
+             url {}",
+            url.original
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// etcd's rule: an https:// client URL needs a certificate (or `--auto-tls`).

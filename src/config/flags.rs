@@ -302,6 +302,14 @@ mod tests {
                 ],
                 |c| c.listen_client_urls[0].address.port() == 7,
             ),
+            "listen-client-http-urls" => {
+                (vec!["--listen-client-http-urls=http://127.0.0.1:7"], |c| {
+                    c.listen_client_http_urls[0].address.port() == 7
+                })
+            }
+            "enable-grpc-gateway" => (vec!["--enable-grpc-gateway=false"], |c| {
+                !c.enable_grpc_gateway
+            }),
             "quota-backend-bytes" => (vec!["--quota-backend-bytes=7"], |c| {
                 c.quota_bytes() == Some(7)
             }),
@@ -717,6 +725,27 @@ mod tests {
         );
         let error = run(&["--auto-compaction-mode=hourly"], &[]).expect_err("must fail");
         assert!(error.0.contains("hourly"), "{error}");
+    }
+
+    #[test]
+    fn client_http_urls_must_not_share_an_address_with_the_client_urls() {
+        let error = run(
+            &[
+                "--listen-client-urls=http://127.0.0.1:7",
+                "--advertise-client-urls=http://127.0.0.1:7",
+                "--listen-client-http-urls=http://127.0.0.1:7",
+            ],
+            &[],
+        )
+        .expect_err("must fail");
+        assert_eq!(
+            error.0,
+            "cannot bind both --listen-client-urls and --listen-client-http-urls on the same url \
+             http://127.0.0.1:7"
+        );
+        let config = run(&["--listen-client-http-urls=http://127.0.0.1:8"], &[]).expect("parses");
+        assert_eq!(config.listen_client_http_urls.len(), 1);
+        assert!(config.enable_grpc_gateway);
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub struct ServerConfig {
     /// `--wal-dir`: a dedicated WAL directory instead of `<data-dir>/member/wal`.
     pub wal_dir_dedicated: Option<PathBuf>,
     pub listen_client_urls: Vec<ClientUrl>,
+    /// `--listen-client-http-urls`: listeners that serve HTTP/1.1 only; when any is given,
+    /// the `--listen-client-urls` ones serve gRPC only (etcd 3.6's split).
+    pub listen_client_http_urls: Vec<ClientUrl>,
+    /// `--enable-grpc-gateway`: the JSON gateway (`/v3/...`) on the client HTTP listeners.
+    pub enable_grpc_gateway: bool,
     pub advertise_client_urls: Vec<String>,
     /// Where raft peers connect (the first `--listen-peer-urls` entry).
     pub listen_peer_url: ClientUrl,

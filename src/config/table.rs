@@ -219,9 +219,7 @@ pub const FLAGS: &[Flag] = &[
         "List of URLs to listen on for client grpc traffic and http as long as \
          --listen-client-http-urls is not specified.", Implemented),
     flag("listen-client-http-urls", UrlList, "", Member,
-        "List of URLs to listen on for http only client traffic.",
-        Refused("separate HTTP-only client listeners are not implemented; the client URLs serve \
-                 gRPC and HTTP on one port")),
+        "List of URLs to listen on for http only client traffic.", Implemented),
     flag("max-snapshots", Uint, "5", Member,
         "Maximum number of snapshot files to retain (0 is unlimited).",
         Refused("Capstan keeps its newest 2 snapshot files (whole-state copies); a retention \
@@ -264,8 +262,7 @@ pub const FLAGS: &[Flag] = &[
         "Enable to set socket option SO_REUSEADDR on listeners.",
         Notice("not applied: Capstan sets its own socket options, and a failed bind stops \
                 start-up")),
-    flag("enable-grpc-gateway", Bool, "true", Member, "Enable GRPC gateway.",
-        Notice("the gRPC-JSON gateway (/v3/...) is not served; HTTP clients get 404")),
+    flag("enable-grpc-gateway", Bool, "true", Member, "Enable GRPC gateway.", Implemented),
     flag("raft-read-timeout", Duration, "5s", Member,
         "Read timeout set on each rafthttp connection",
         Notice("Capstan's peer transport has its own timeouts")),

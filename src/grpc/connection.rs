@@ -1,4 +1,4 @@
-//! Accepting client connections on one shard and running HTTP/2 on each of them.
+//! Accepting client connections on one shard, and running gRPC (HTTP/2) or HTTP/1.1 on each.
 //!
 //! Every shard has its own socket on the client port, joined with SO_REUSEPORT (see
 //! `shard::listen`), so the kernel spreads connections over the shards and each connection
@@ -6,15 +6,33 @@
 //! serves; until then the kernel queues connections (see `shard::runtime`).
 //!
 //! An `https://` listener runs the TLS handshake in the connection's own task (the accept loop
-//! never waits on a client), bounded by [`HANDSHAKE_TIMEOUT`]; then the same HTTP/2 path runs
-//! over the TLS stream. A failed handshake — garbage, plaintext on a TLS port, a refused client
-//! certificate — closes that connection only. The verified client certificate's CN is put into
-//! every request's extensions as a [`ClientIdentity`] (the auth service's user name for
-//! certificate-authenticated calls).
+//! never waits on a client), bounded by [`HANDSHAKE_TIMEOUT`]. A failed handshake — garbage,
+//! plaintext on a TLS port, a refused client certificate — closes that connection only. The
+//! verified client certificate's CN is put into every gRPC request's extensions as a
+//! [`ClientIdentity`] (the auth service's user name for certificate-authenticated calls).
+//!
+//! What a listener serves is its [`Traffic`], as etcd 3.6 splits it: gRPC and HTTP/1.1 on one
+//! port (the default), or, once `--listen-client-http-urls` is given, gRPC only on the
+//! `--listen-client-urls` and HTTP/1.1 only on the `--listen-client-http-urls`. On a port
+//! that serves both, the protocol of a connection is chosen once, before any request:
+//!
+//! | listener | TLS, ALPN `h2` | TLS, ALPN `http/1.1` | plaintext, or TLS without ALPN |
+//! | --- | --- | --- | --- |
+//! | gRPC and HTTP | gRPC | HTTP/1.1 | first bytes ([`super::sniff`]) |
+//! | gRPC only (ALPN `h2` only) | gRPC | — | gRPC (HTTP/2 handshake, as before) |
+//! | HTTP only (ALPN `http/1.1` only) | — | HTTP/1.1 | first bytes; the HTTP/2 preface is closed, as etcd's `cmux` does |
+//!
+//! Sniffing is bounded by [`HANDSHAKE_TIMEOUT`] too, so a client that connects and sends
+//! nothing is dropped. An HTTP/1.1 connection is served by `http::connection` with the
+//! client port's routes (`http::ClientRoutes`), in its own task like a gRPC connection: its
+//! bad input (huge heads, slowloris, garbage) costs only its own task, bounded in bytes and
+//! time there, and never delays gRPC connections on the same shard.
 
 use super::authority::Limits;
 use super::authority_io::AuthorityShim;
 use super::routes;
+use super::sniff::{sniff, Protocol, SniffError};
+use crate::http::ClientRoutes;
 use crate::shard::{ShardContext, Shutdown};
 use crate::tls::ClientIdentity;
 use bytes::Bytes;
@@ -43,7 +61,8 @@ pub const RESET_STREAMS_MAX: usize = 64;
 pub const LOCAL_ERROR_RESETS_MAX: usize = 1024;
 /// Largest HPACK-encoded header block of a client whose `:authority` is being rewritten.
 pub const HEADER_BLOCK_BYTES_MAX: usize = 256 * 1024;
-/// Time a new connection has to complete the TLS handshake, and again the HTTP/2 handshake.
+/// Time a new connection has to complete the TLS handshake, again to send the first bytes
+/// that tell its protocol, and again the HTTP/2 handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `concurrent_streams_max`: `--max-concurrent-streams`, else `CONCURRENT_STREAMS_MAX`.
@@ -69,14 +88,80 @@ pub enum ListenerSecurity {
     Tls(TlsAcceptor),
 }
 
+/// What a client listener serves (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// gRPC and HTTP/1.1 on one port: `--listen-client-urls` without
+    /// `--listen-client-http-urls`.
+    GrpcAndHttp,
+    /// `--listen-client-urls` beside `--listen-client-http-urls`.
+    GrpcOnly,
+    /// `--listen-client-http-urls`.
+    HttpOnly,
+}
+
+impl Traffic {
+    /// The ALPN protocols a TLS listener of this kind offers, in preference order.
+    pub fn alpn_protocols(self) -> Vec<Vec<u8>> {
+        match self {
+            Traffic::GrpcAndHttp => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Traffic::GrpcOnly => vec![b"h2".to_vec()],
+            Traffic::HttpOnly => vec![b"http/1.1".to_vec()],
+        }
+    }
+
+    /// How a connection is served, given the ALPN protocol its TLS handshake agreed on
+    /// (`None`: plaintext, or no ALPN).
+    fn choose(self, alpn: Option<&[u8]>) -> Choice {
+        match (self, alpn) {
+            (Traffic::GrpcOnly, _) => Choice::Grpc,
+            (Traffic::GrpcAndHttp, Some(b"h2")) => Choice::Grpc,
+            (_, Some(b"http/1.1")) => Choice::Http,
+            _ => Choice::Sniff,
+        }
+    }
+
+    /// What a sniffed connection gets; `None`: it is closed.
+    fn after_sniffing(self, protocol: Protocol) -> Option<Choice> {
+        match (self, protocol) {
+            (Traffic::HttpOnly, Protocol::Http2) => None,
+            (_, Protocol::Http2) => Some(Choice::Grpc),
+            (_, Protocol::Http1) => Some(Choice::Http),
+        }
+    }
+}
+
+/// The server one connection gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Grpc,
+    Http,
+    /// Decided by the first bytes.
+    Sniff,
+}
+
+/// One client listener of a shard: its socket, security and traffic, and the routes its
+/// HTTP/1.1 connections get.
+pub struct ClientListener {
+    pub listener: TcpListener,
+    pub security: ListenerSecurity,
+    pub traffic: Traffic,
+    pub http_routes: Rc<ClientRoutes>,
+}
+
 /// Accepts connections until shutdown, spawning one task per connection.
 pub async fn serve_listener(
     context: Rc<ShardContext>,
-    listener: TcpListener,
-    security: ListenerSecurity,
+    client_listener: ClientListener,
     shutdown: Shutdown,
 ) {
     let shard = context.shard_id;
+    let ClientListener {
+        listener,
+        security,
+        traffic,
+        http_routes,
+    } = client_listener;
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             shutdown.wait().await;
@@ -92,60 +177,123 @@ pub async fn serve_listener(
                 continue;
             }
         };
-        let peer = stream
-            .peer_addr()
-            .map(|address| address.to_string())
-            .unwrap_or_else(|_| "unknown".to_string());
-        tracing::info!(shard, %peer, "accepted client connection");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let peer = stream
+                .peer_addr()
+                .map(|address| address.to_string())
+                .unwrap_or_else(|_| "unknown".to_string());
+            tracing::debug!(shard, %peer, ?traffic, "accepted client connection");
+        }
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(shard, %error, "set_nodelay failed");
         }
-        glommio::spawn_local(serve_accepted(
-            context.clone(),
-            stream,
-            security.clone(),
-            shutdown.clone(),
-        ))
-        .detach();
+        let served = Served {
+            context: context.clone(),
+            traffic,
+            http_routes: http_routes.clone(),
+            shutdown: shutdown.clone(),
+        };
+        glommio::spawn_local(served.accepted(stream, security.clone())).detach();
     }
     tracing::info!(shard, "stopped accepting client connections");
 }
 
-/// Runs one accepted connection: the TLS handshake first on a TLS listener, then HTTP/2.
-async fn serve_accepted(
+/// What one accepted connection is served with.
+struct Served {
     context: Rc<ShardContext>,
-    stream: TcpStream,
-    security: ListenerSecurity,
+    traffic: Traffic,
+    http_routes: Rc<ClientRoutes>,
     shutdown: Shutdown,
-) {
-    match security {
-        ListenerSecurity::Plaintext => serve_connection(context, stream, None, shutdown).await,
-        ListenerSecurity::Tls(acceptor) => {
-            let shard = context.shard_id;
-            let handshaken =
-                futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
-                    glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
-                    None
-                })
-                .await;
-            let stream = match handshaken {
-                Some(Ok(stream)) => stream,
-                Some(Err(error)) => {
-                    tracing::debug!(shard, %error, "TLS handshake failed; closing the connection");
-                    return;
+}
+
+impl Served {
+    /// Runs one accepted connection: the TLS handshake first on a TLS listener, then gRPC or
+    /// HTTP/1.1.
+    async fn accepted(self, stream: TcpStream, security: ListenerSecurity) {
+        let acceptor = match security {
+            ListenerSecurity::Plaintext => {
+                let choice = self.traffic.choose(None);
+                return self.choose(stream, None, choice).await;
+            }
+            ListenerSecurity::Tls(acceptor) => acceptor,
+        };
+        let shard = self.context.shard_id;
+        let handshaken =
+            futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
+                glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+                None
+            })
+            .await;
+        let stream = match handshaken {
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::debug!(shard, %error, "TLS handshake failed; closing the connection");
+                return;
+            }
+            None => {
+                tracing::debug!(shard, "TLS handshake timed out; closing the connection");
+                return;
+            }
+        };
+        let session = stream.get_ref().1;
+        let identity = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(ClientIdentity::of_certificate);
+        let choice = self.traffic.choose(session.alpn_protocol());
+        self.choose(stream, identity, choice).await;
+    }
+
+    /// Serves `stream` as `choice` says, sniffing its first bytes when that is the choice.
+    async fn choose<S>(self, stream: S, identity: Option<ClientIdentity>, choice: Choice)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        match choice {
+            Choice::Grpc => serve_connection(self.context, stream, identity, self.shutdown).await,
+            Choice::Http => {
+                crate::http::connection::serve_connection(
+                    stream,
+                    self.http_routes.as_ref(),
+                    &self.shutdown,
+                )
+                .await
+            }
+            Choice::Sniff => {
+                let shard = self.context.shard_id;
+                let (protocol, stream) = match sniff(stream, HANDSHAKE_TIMEOUT).await {
+                    Ok(sniffed) => sniffed,
+                    Err(SniffError::TimedOut) => {
+                        tracing::debug!(
+                            shard,
+                            "no request within the handshake timeout; closing the connection"
+                        );
+                        return;
+                    }
+                    Err(SniffError::Closed) => return,
+                    Err(SniffError::Io(error)) => {
+                        tracing::debug!(shard, %error, "reading a new connection failed");
+                        return;
+                    }
+                };
+                match self.traffic.after_sniffing(protocol) {
+                    Some(Choice::Grpc) => {
+                        serve_connection(self.context, stream, identity, self.shutdown).await
+                    }
+                    Some(_) => {
+                        crate::http::connection::serve_connection(
+                            stream,
+                            self.http_routes.as_ref(),
+                            &self.shutdown,
+                        )
+                        .await
+                    }
+                    None => tracing::debug!(
+                        shard,
+                        "HTTP/2 on an HTTP-only listener; closing the connection"
+                    ),
                 }
-                None => {
-                    tracing::debug!(shard, "TLS handshake timed out; closing the connection");
-                    return;
-                }
-            };
-            let identity = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(ClientIdentity::of_certificate);
-            serve_connection(context, stream, identity, shutdown).await;
+            }
         }
     }
 }
@@ -219,5 +367,32 @@ async fn serve_connection<S>(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_listener_serves_what_etcd_serves_on_it() {
+        let h2: Option<&[u8]> = Some(b"h2");
+        let http1: Option<&[u8]> = Some(b"http/1.1");
+        assert_eq!(Traffic::GrpcAndHttp.choose(h2), Choice::Grpc);
+        assert_eq!(Traffic::GrpcAndHttp.choose(http1), Choice::Http);
+        assert_eq!(Traffic::GrpcAndHttp.choose(None), Choice::Sniff);
+        assert_eq!(Traffic::GrpcOnly.choose(None), Choice::Grpc);
+        assert_eq!(Traffic::GrpcOnly.choose(http1), Choice::Grpc);
+        assert_eq!(Traffic::HttpOnly.choose(http1), Choice::Http);
+        assert_eq!(Traffic::HttpOnly.choose(None), Choice::Sniff);
+        assert_eq!(Traffic::HttpOnly.after_sniffing(Protocol::Http2), None);
+        assert_eq!(
+            Traffic::HttpOnly.after_sniffing(Protocol::Http1),
+            Some(Choice::Http)
+        );
+        assert_eq!(
+            Traffic::GrpcAndHttp.after_sniffing(Protocol::Http2),
+            Some(Choice::Grpc)
+        );
     }
 }

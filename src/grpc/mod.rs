@@ -1,7 +1,8 @@
 //! The gRPC front end, wired by hand on `h2`: one task per connection, one task per stream.
 //!
-//! - [`connection`] accepts on a shard, runs the h2 handshake with every limit set explicitly,
-//!   and spawns a task per stream.
+//! - [`connection`] accepts on a shard, tells gRPC from HTTP/1.1 (by ALPN, else by the first
+//!   bytes: [`sniff`]), runs the h2 handshake with every limit set explicitly, and spawns a
+//!   task per stream; HTTP/1.1 connections go to `crate::http`.
 //! - [`authority`] and [`authority_io`] sit between the socket and h2 and repair the URL that
 //!   etcd 3.4's grpc-go clients send as `:authority` (`etcdctl endpoint status --cluster`);
 //!   other connections pass through untouched after their first request's headers.
@@ -18,6 +19,7 @@ pub mod call;
 pub mod connection;
 pub mod frame;
 pub mod routes;
+pub mod sniff;
 pub mod status;
 pub mod timeout;
 

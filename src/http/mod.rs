@@ -1,9 +1,10 @@
 //! Plain HTTP/1.1: etcd's health probes, `/metrics` and `/version`.
 //!
-//! Today this serves the metrics listeners (`--listen-metrics-urls`): `/health`, `/livez`,
+//! This serves the metrics listeners (`--listen-metrics-urls`): `/health`, `/livez`,
 //! `/readyz` (and their sub-paths, one per check) and `/metrics`, as etcd 3.6 answers them;
-//! `/version` is ready for the client port, which will hand HTTP/1.1 connections here once it
-//! tells them from gRPC by their first bytes.
+//! and the HTTP/1.1 connections of the client ports, which `grpc::connection` tells from gRPC
+//! by ALPN or their first bytes: the same endpoints, `/version` and the JSON gateway
+//! ([`client_routes`]).
 //!
 //! The request path through this module:
 //! 1. [`listener`] accepts on a glommio socket (at most [`MAX_CONNECTIONS_PER_LISTENER`] at a
@@ -27,6 +28,7 @@
 //! allocated, and every malformed request gets Go's error status and a closed connection.
 
 pub mod checks;
+pub mod client_routes;
 pub mod connection;
 pub mod date;
 pub mod gateway;
@@ -42,6 +44,7 @@ pub mod response;
 pub mod routes;
 pub mod version;
 
+pub use client_routes::ClientRoutes;
 pub use connection::Handler;
 pub use listener::serve_http_listener;
 pub use member::{ContextSlot, MemberView};

@@ -37,7 +37,7 @@ impl Handler for MetricsRoutes {
 }
 
 /// Go's `http.Redirect` with 307.
-fn redirect(clean: &str, request: &Request) -> Response {
+pub fn redirect(clean: &str, request: &Request) -> Response {
     let mut location = clean.to_string();
     if !request.raw_query.is_empty() {
         location.push('?');

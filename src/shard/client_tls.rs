@@ -1,5 +1,6 @@
 //! The TLS side of the client listeners, settled once at start-up: which `--listen-client-urls`
-//! entries speak TLS (the `https://` ones) and the rustls configuration they share.
+//! and `--listen-client-http-urls` entries speak TLS (the `https://` ones), the rustls
+//! configuration they share, and the ALPN protocols each offers.
 //!
 //! As etcd does:
 //! - `--auto-tls` without `--cert-file` makes a self-signed certificate under
@@ -9,6 +10,7 @@
 //!   warning says that `--client-cert-auth` does not apply to it (etcd's words);
 //! - an `https://` URL without a certificate was refused at flag parsing already.
 
+use super::listen::client_listener_urls;
 use crate::config::{ServerConfig, TransportSecurity};
 use crate::grpc::connection::ListenerSecurity;
 use std::sync::Arc;
@@ -19,7 +21,8 @@ pub fn client_tls_config(
     config: &ServerConfig,
 ) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
     let client = &config.security.client;
-    for url in config.listen_client_urls.iter().filter(|url| !url.tls) {
+    let urls = client_listener_urls(config);
+    for (url, _) in urls.iter().filter(|(url, _)| !url.tls) {
         if client.cert_file.is_some() || client.key_file.is_some() {
             tracing::warn!(
                 client_url = %url.original,
@@ -34,7 +37,7 @@ pub fn client_tls_config(
             );
         }
     }
-    if !config.listen_client_urls.iter().any(|url| url.tls) {
+    if !urls.iter().any(|(url, _)| url.tls) {
         return Ok(None);
     }
     let transport = with_auto_tls_certificate(config, client)?;
@@ -62,10 +65,9 @@ fn with_auto_tls_certificate(
         tracing::warn!("ignoring client auto TLS since certs given");
         return Ok(transport);
     }
-    let hosts: Vec<String> = config
-        .listen_client_urls
+    let hosts: Vec<String> = client_listener_urls(config)
         .iter()
-        .map(|url| url.address.ip().to_string())
+        .map(|(url, _)| url.address.ip().to_string())
         .collect();
     let files = crate::tls::self_signed_certificate(
         &crate::tls::fixtures_dir(&config.data_dir, "client"),
@@ -78,16 +80,21 @@ fn with_auto_tls_certificate(
     Ok(transport)
 }
 
-/// The security of each client listener, in `--listen-client-urls` order.
+/// The security of each client listener, in [`client_listener_urls`] order: a TLS listener
+/// offers the ALPN protocols of what it serves (`h2` and `http/1.1`, `h2` alone for gRPC
+/// only, `http/1.1` alone for HTTP only), as etcd's do.
 pub fn listener_securities(
     config: &ServerConfig,
     client_tls: Option<&Arc<rustls::ServerConfig>>,
 ) -> Vec<ListenerSecurity> {
-    config
-        .listen_client_urls
-        .iter()
-        .map(|url| match (url.tls, client_tls) {
-            (true, Some(server_config)) => ListenerSecurity::Tls(server_config.clone().into()),
+    client_listener_urls(config)
+        .into_iter()
+        .map(|(url, traffic)| match (url.tls, client_tls) {
+            (true, Some(server_config)) => {
+                let mut server_config = rustls::ServerConfig::clone(server_config);
+                server_config.alpn_protocols = traffic.alpn_protocols();
+                ListenerSecurity::Tls(Arc::new(server_config).into())
+            }
             _ => ListenerSecurity::Plaintext,
         })
         .collect()

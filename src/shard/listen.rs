@@ -1,4 +1,5 @@
-//! The client port: one listening socket per shard, joined in one SO_REUSEPORT group.
+//! The client port: one listening socket per shard, joined in one SO_REUSEPORT group (and
+//! likewise for every `--listen-client-urls` and `--listen-client-http-urls` entry).
 //!
 //! Sockets are made here rather than by glommio so they also carry SO_REUSEADDR: connections
 //! accepted by a previous run inherit the listener's options, and their TIME-WAIT leftovers
@@ -13,6 +14,8 @@
 //! `shard::runtime`); until then connections wait in the kernel's queue, up to
 //! [`LISTEN_BACKLOG`] per shard.
 
+use crate::config::{ClientUrl, ServerConfig};
+use crate::grpc::connection::Traffic;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{SocketAddr, TcpStream};
@@ -34,6 +37,29 @@ pub enum PortSharing {
     AcrossShards,
     /// One listener only (the peer port): a second process binding it fails.
     Exclusive,
+}
+
+/// Every client listener with what it serves, as etcd 3.6 splits them: the
+/// `--listen-client-urls` serve gRPC and HTTP/1.1, or gRPC only once
+/// `--listen-client-http-urls` (HTTP/1.1 only) are given. This order is the order of each
+/// shard's client sockets.
+pub fn client_listener_urls(config: &ServerConfig) -> Vec<(&ClientUrl, Traffic)> {
+    let grpc_traffic = if config.listen_client_http_urls.is_empty() {
+        Traffic::GrpcAndHttp
+    } else {
+        Traffic::GrpcOnly
+    };
+    config
+        .listen_client_urls
+        .iter()
+        .map(|url| (url, grpc_traffic))
+        .chain(
+            config
+                .listen_client_http_urls
+                .iter()
+                .map(|url| (url, Traffic::HttpOnly)),
+        )
+        .collect()
 }
 
 /// Binds one shard's listening socket on the client port. Any thread may call it; the socket

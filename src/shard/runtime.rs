@@ -23,13 +23,15 @@
 //! members that serve while one restarts.
 
 use super::context::ShardContext;
-use super::listen::{bind_client_socket, listener_on_this_shard, wait_until_port_is_free};
+use super::listen::{
+    bind_client_socket, client_listener_urls, listener_on_this_shard, wait_until_port_is_free,
+};
 use super::message::{ToOwner, ToShard};
 use super::owner_link::{OwnerLink, OwnerSender};
 use super::{ShardId, Shutdown, OWNER_SHARD};
 use crate::config::ServerConfig;
 use crate::durable::{DurableHandle, LoadedState};
-use crate::grpc::connection::serve_listener;
+use crate::grpc::connection::{serve_listener, ClientListener};
 use crate::membership::change::ChangeRules;
 use crate::membership::MemberList;
 use crate::mvcc::KvStore;
@@ -419,7 +421,7 @@ fn install_signal_handler(shutdown: Shutdown) -> Result<(), RunError> {
 
 /// Refuses to start when another process already serves a client port.
 fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
-    for url in &config.listen_client_urls {
+    for (url, _) in client_listener_urls(config) {
         wait_until_port_is_free(url.address).map_err(|reason| RunError::Listen {
             address: url.original.clone(),
             reason,
@@ -428,7 +430,7 @@ fn check_ports_free(config: &ServerConfig) -> Result<(), RunError> {
     Ok(())
 }
 
-/// One shard's listening sockets, one per `--listen-client-urls` entry.
+/// One shard's listening sockets, one per client listener (`shard::listen::client_listener_urls`).
 type ClientSockets = Vec<socket2::Socket>;
 
 /// Binds every shard's client sockets, on this thread, before the page store and the WAL are
@@ -439,7 +441,7 @@ fn bind_client_sockets(
     shard_count: usize,
 ) -> Result<Vec<ClientSockets>, RunError> {
     let mut per_shard: Vec<ClientSockets> = (0..shard_count).map(|_| Vec::new()).collect();
-    for url in &config.listen_client_urls {
+    for (url, traffic) in client_listener_urls(config) {
         for sockets in &mut per_shard {
             let socket = bind_client_socket(url.address).map_err(|error| RunError::Listen {
                 address: url.original.clone(),
@@ -450,6 +452,7 @@ fn bind_client_sockets(
         tracing::info!(
             address = %url.address,
             shards = shard_count,
+            ?traffic,
             "listening for client connections; they are served once the member is"
         );
     }
@@ -902,21 +905,30 @@ async fn serve_shard(
         return Ok(());
     }
     let securities = super::client_tls::listener_securities(&config, shared.client_tls.as_ref());
-    for (socket, security) in client_sockets.into_iter().zip(securities) {
+    let http_routes = Rc::new(crate::http::ClientRoutes::new(context.clone()));
+    let listeners = client_sockets
+        .into_iter()
+        .zip(securities)
+        .zip(client_listener_urls(&config));
+    for ((socket, security), (_, traffic)) in listeners {
+        let listener = ClientListener {
+            listener: listener_on_this_shard(socket),
+            security,
+            traffic,
+            http_routes: http_routes.clone(),
+        };
         glommio::spawn_local(serve_listener(
             context.clone(),
-            listener_on_this_shard(socket),
-            security,
+            listener,
             shared.shutdown.clone(),
         ))
         .detach();
     }
     tracing::debug!(shard, "shard serving client connections");
     if shared.shards_serving.fetch_add(1, Ordering::SeqCst) + 1 == shared.shard_count {
-        let urls: Vec<&str> = config
-            .listen_client_urls
-            .iter()
-            .map(|url| url.original.as_str())
+        let urls: Vec<&str> = client_listener_urls(&config)
+            .into_iter()
+            .map(|(url, _)| url.original.as_str())
             .collect();
         tracing::info!(
             urls = urls.join(","),
