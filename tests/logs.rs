@@ -144,6 +144,12 @@ fn a_cluster_logs_etcds_json_lines_for_start_up_leader_change_and_slow_requests(
         "--warning-unary-request-duration=1ns",
         "--warning-apply-duration=1ns",
     ]));
+    // A member publishes itself once it serves; wait for it, as the start-up is asserted below.
+    for member in cluster.all() {
+        wait_for_message(&cluster, member, |msg| {
+            msg == "published local member to cluster through raft"
+        });
+    }
     let first = cluster.wait_for_leader(&cluster.all());
     put(&cluster, first.leader, "before");
     cluster.kill9(first.leader);

@@ -32,9 +32,15 @@ impl Record {
         let metadata = event.metadata();
         let mut visitor = FieldCollector::default();
         event.record(&mut visitor);
+        // A `log` crate record (rustls logs through `log`) arrives through tracing-log with its
+        // call site in `log.file` and `log.line` fields.
+        let caller = match visitor.log_file.take() {
+            Some(file) => self::caller(Some(&file), visitor.log_line),
+            None => self::caller(metadata.file(), metadata.line()),
+        };
         Record {
             level: level_name(*metadata.level()),
-            caller: caller(metadata.file(), metadata.line()),
+            caller,
             logger: super::NAMED_LOGGERS
                 .iter()
                 .copied()
@@ -90,10 +96,24 @@ fn field_name(field: &Field) -> String {
 struct FieldCollector {
     message: String,
     fields: Vec<(String, FieldValue)>,
+    /// The call site of a bridged `log` record.
+    log_file: Option<String>,
+    log_line: Option<u32>,
 }
+
+/// Fields tracing-log adds to a bridged `log` record: its call site, not event data.
+const LOG_BRIDGE_PREFIX: &str = "log.";
 
 impl FieldCollector {
     fn push(&mut self, field: &Field, value: FieldValue) {
+        if let Some(name) = field.name().strip_prefix(LOG_BRIDGE_PREFIX) {
+            match (name, value) {
+                ("file", FieldValue::Text(file)) => self.log_file = Some(file),
+                ("line", FieldValue::Unsigned(line)) => self.log_line = u32::try_from(line).ok(),
+                _ => {}
+            }
+            return;
+        }
         self.fields.push((field_name(field), value));
     }
 }
