@@ -37,6 +37,7 @@ pub mod http;
 pub mod lease;
 pub mod logging;
 pub mod membership;
+pub mod metrics;
 pub mod mvcc;
 pub mod peer;
 pub mod raft;

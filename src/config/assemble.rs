@@ -394,6 +394,7 @@ pub fn assemble(settings: &Settings, gates: &GateValues) -> Result<ServerConfig,
         auto_compaction,
         security,
         listen_metrics_urls,
+        metrics_extensive: values.text("metrics", "basic") == "extensive",
         initial_corrupt_check: gates.get("InitialCorruptCheck").copied().unwrap_or(false),
     })
 }

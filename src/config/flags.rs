@@ -362,6 +362,7 @@ mod tests {
             "listen-metrics-urls" => (vec!["--listen-metrics-urls=http://127.0.0.1:7"], |c| {
                 c.listen_metrics_urls[0].address.port() == 7
             }),
+            "metrics" => (vec!["--metrics=extensive"], |c| c.metrics_extensive),
             "log-level" => (vec!["--log-level=debug"], |c| c.log_level == "debug"),
             "logger" => (vec!["--logger=zap"], |c| c.logger == "zap"),
             "log-outputs" => (vec!["--log-outputs=stdout,/tmp/l7"], |c| {

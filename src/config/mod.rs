@@ -127,6 +127,9 @@ pub struct ServerConfig {
     pub security: SecurityConfig,
     /// `--listen-metrics-urls`: extra listeners for `/metrics` and the health endpoints.
     pub listen_metrics_urls: Vec<ClientUrl>,
+    /// `--metrics extensive`: also export `grpc_server_handling_seconds` (etcd enables
+    /// go-grpc-prometheus's handling-time histogram only then; any other value is basic).
+    pub metrics_extensive: bool,
     /// `--feature-gates=InitialCorruptCheck=true` (etcd 3.5: `--experimental-initial-corrupt-check`):
     /// compare HashKV with the other members before serving (`server::corrupt_check`).
     pub initial_corrupt_check: bool,

@@ -411,7 +411,7 @@ pub const FLAGS: &[Flag] = &[
         Notice("Capstan serves no /debug/pprof endpoints (profile it with perf)")),
     flag("metrics", Text, "basic", Profiling,
         "Set level of detail for exported metrics ('basic' or 'extensive').",
-        Notice("Capstan exports one set of metrics")),
+        Implemented),
     flag("listen-metrics-urls", UrlList, "", Profiling,
         "List of URLs to listen on for the /metrics and /health endpoints.",
         Implemented),

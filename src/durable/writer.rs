@@ -238,7 +238,12 @@ impl Writer {
             if deletes > 0 {
                 crate::failpoint::hit("compactBeforeCommitBatch");
             }
+            let commit_started = std::time::Instant::now();
             self.store.commit(&batch)?;
+            crate::metrics::observe_duration(
+                crate::metrics::Histogram::BackendCommitSeconds,
+                commit_started.elapsed(),
+            );
             if deletes > 0 {
                 crate::failpoint::hit("compactAfterCommitBatch");
             }
@@ -268,7 +273,15 @@ impl Writer {
         let spawned = std::thread::Builder::new()
             .name("capstan-defrag".to_string())
             .spawn(move || {
+                use crate::metrics::{Gauge, Histogram};
+                crate::metrics::gauge_add(Gauge::DefragInflight, 1);
+                let defrag_started = std::time::Instant::now();
                 let result = store.defragment();
+                crate::metrics::observe_duration(
+                    Histogram::BackendDefragSeconds,
+                    defrag_started.elapsed(),
+                );
+                crate::metrics::gauge_add(Gauge::DefragInflight, -1);
                 match &result {
                     Ok(report) => tracing::info!(
                         before_bytes = report.size_bytes_before,

@@ -2,8 +2,9 @@
 //! deadline (and, for unary calls, until the client cancels), send the response and the
 //! `grpc-status` trailers.
 
-use super::frame::{encode_message, FrameError, MessageDecoder};
+use super::frame::{encode_message, FrameError, MessageDecoder, PREFIX_BYTES};
 use super::{Code, Status};
+use crate::metrics::{CallTally, MethodId};
 use bytes::Bytes;
 use futures::future::poll_fn;
 use h2::server::SendResponse;
@@ -22,6 +23,8 @@ pub struct CallLimits {
     pub receive_bytes_max: usize,
     /// From `grpc-timeout`; `None` when the client set no deadline.
     pub deadline: Option<Duration>,
+    /// The method's row in the `grpc_server_*` series (`None`: not counted).
+    pub method: Option<MethodId>,
 }
 
 fn response_head() -> Response<()> {
@@ -83,16 +86,18 @@ pub struct RequestStream<Req> {
     decoder: MessageDecoder,
     receive_bytes_max: usize,
     ended: bool,
+    method: Option<MethodId>,
     _request: PhantomData<Req>,
 }
 
 impl<Req: prost::Message + Default> RequestStream<Req> {
-    pub fn new(body: RecvStream, receive_bytes_max: usize) -> Self {
+    pub fn new(body: RecvStream, receive_bytes_max: usize, method: Option<MethodId>) -> Self {
         RequestStream {
             body,
             decoder: MessageDecoder::default(),
             receive_bytes_max,
             ended: false,
+            method,
             _request: PhantomData,
         }
     }
@@ -103,6 +108,7 @@ impl<Req: prost::Message + Default> RequestStream<Req> {
             match self.decoder.next_message(self.receive_bytes_max) {
                 Err(error) => return Some(Err(error.into())),
                 Ok(Some(message)) => {
+                    CallTally::received(self.method, message.len());
                     return Some(Req::decode(message).map_err(Status::malformed_request));
                 }
                 Ok(None) if self.ended => {
@@ -137,6 +143,7 @@ impl<Req: prost::Message + Default> RequestStream<Req> {
 /// stops reading holds at most one message of buffered data per stream.
 pub struct ResponseSink<Resp> {
     stream: Rc<RefCell<SendStream<Bytes>>>,
+    method: Option<MethodId>,
     _response: PhantomData<Resp>,
 }
 
@@ -144,6 +151,7 @@ impl<Resp> Clone for ResponseSink<Resp> {
     fn clone(&self) -> Self {
         ResponseSink {
             stream: self.stream.clone(),
+            method: self.method,
             _response: PhantomData,
         }
     }
@@ -155,16 +163,22 @@ fn stream_gone(error: h2::Error) -> Status {
 
 impl<Resp: prost::Message> ResponseSink<Resp> {
     pub async fn send(&self, message: &Resp) -> Result<(), Status> {
-        self.send_encoded(encode_message(message)).await
+        let encoded = encode_message(message);
+        CallTally::sent(self.method, 1, encoded.len() - PREFIX_BYTES);
+        self.send_encoded(encoded).await
     }
 
     /// Sends several messages as one write (gRPC allows many messages per DATA frame), which
     /// saves HTTP/2 framing work when a stream has a backlog.
     pub async fn send_batch(&self, messages: &[Resp]) -> Result<(), Status> {
         let mut buffer = bytes::BytesMut::new();
+        let mut message_bytes = 0;
         for message in messages {
-            buffer.extend_from_slice(&encode_message(message));
+            let encoded = encode_message(message);
+            message_bytes += encoded.len() - PREFIX_BYTES;
+            buffer.extend_from_slice(&encoded);
         }
+        CallTally::sent(self.method, messages.len() as u64, message_bytes);
         self.send_encoded(buffer.freeze()).await
     }
 
@@ -223,8 +237,9 @@ pub async fn unary<Req, Resp, Handler, Work>(
     Handler: FnOnce(Req) -> Work,
     Work: Future<Output = Result<Resp, Status>>,
 {
+    let tally = CallTally::start(limits.method);
     let work = with_deadline(limits.deadline, async move {
-        let mut requests = RequestStream::<Req>::new(body, limits.receive_bytes_max);
+        let mut requests = RequestStream::<Req>::new(body, limits.receive_bytes_max, limits.method);
         let request = match requests.next().await {
             Some(request) => request?,
             None => {
@@ -244,9 +259,18 @@ pub async fn unary<Req, Resp, Handler, Work>(
     };
     let outcome = futures_lite::future::or(work, client_gone).await;
     match outcome {
-        Ok(None) => tracing::debug!("client cancelled the call"),
-        Err(status) => send_status_only(respond, &status),
+        Ok(None) => {
+            tally.handled(Code::Cancelled as u8);
+            tracing::debug!("client cancelled the call");
+        }
+        Err(status) => {
+            tally.handled(status.code as u8);
+            send_status_only(respond, &status);
+        }
         Ok(Some(response)) => {
+            let encoded = encode_message(&response);
+            CallTally::sent(limits.method, 1, encoded.len() - PREFIX_BYTES);
+            tally.handled(Code::Ok as u8);
             let mut stream = match respond.send_response(response_head(), false) {
                 Ok(stream) => stream,
                 Err(error) => {
@@ -254,7 +278,7 @@ pub async fn unary<Req, Resp, Handler, Work>(
                     return;
                 }
             };
-            if let Err(error) = stream.send_data(encode_message(&response), false) {
+            if let Err(error) = stream.send_data(encoded, false) {
                 tracing::debug!(%error, "client went away during the response");
                 return;
             }
@@ -281,23 +305,27 @@ pub async fn streaming<Req, Resp, Handler, Work>(
     Handler: FnOnce(RequestStream<Req>, ResponseSink<Resp>) -> Work,
     Work: Future<Output = Result<(), Status>>,
 {
+    let tally = CallTally::start(limits.method);
     let stream = match respond.send_response(response_head(), false) {
         Ok(stream) => stream,
         Err(error) => {
+            tally.handled(Code::Cancelled as u8);
             tracing::debug!(%error, "client went away before the response headers");
             return;
         }
     };
     let sink = ResponseSink {
         stream: Rc::new(RefCell::new(stream)),
+        method: limits.method,
         _response: PhantomData,
     };
-    let requests = RequestStream::<Req>::new(body, limits.receive_bytes_max);
+    let requests = RequestStream::<Req>::new(body, limits.receive_bytes_max, limits.method);
     let work = with_deadline(limits.deadline, handler(requests, sink.clone()));
     let aborted = async { Err(abort.await) };
     let status = match futures_lite::future::or(work, aborted).await {
         Ok(()) => Status::new(Code::Ok, ""),
         Err(status) => status,
     };
+    tally.handled(status.code as u8);
     sink.finish(&status);
 }

@@ -124,6 +124,7 @@ pub async fn dispatch(
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout),
+        method: crate::metrics::MethodId::of_path(parts.uri.path()),
     };
     // etcd's `hasleader` metadata (clientv3.WithRequireLeader; kube-apiserver sets it on every
     // watch): unary calls fail at once without a leader, streams end after a few election

@@ -87,6 +87,9 @@ impl MemberView {
         members: Arc<ArcSwap<MemberList>>,
         durable_stats: Arc<DurableStats>,
     ) -> MemberView {
+        // The one place the HTTP side reads the config before serving: `--metrics extensive`
+        // turns on the per-call timing of `grpc_server_handling_seconds`.
+        crate::metrics::set_extensive(config.metrics_extensive);
         MemberView {
             member_id: config.member_id(),
             config,

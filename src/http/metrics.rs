@@ -1,16 +1,21 @@
 //! `/metrics`: the Prometheus text format (0.0.4), with etcd's metric names and help texts.
 //!
 //! Nothing here sits on a hot path: at each scrape a [`MemberSample`] is taken from what the
-//! owner shard already publishes (raft status atomics, the read view's alarms, page store
-//! sizes) and from `/proc`, and a fresh `prometheus_client` registry is built from it and
-//! encoded. Adding a series is adding a field to the sample and a `register` call.
+//! owner shard already publishes (raft status atomics, the read view's alarms, key count and
+//! revisions, page store sizes), from `/proc`, and from the per-thread counters the hot paths
+//! keep (`crate::metrics`, summed here; registered by `metrics_series`), and a fresh
+//! `prometheus_client` registry is built from them and encoded. Adding a member-state series is
+//! adding a field to the sample and a `register` call; adding a counted one is a variant in
+//! `metrics::series` and a counting line where it happens.
 //!
 //! etcd answers `/metrics` to any method; so does this.
 
 use super::member::{HealthCounters, MemberView};
+use super::metrics_series::register_counted;
 use super::process::{self, ProcessSample};
 use super::response::Response;
 use crate::config::ETCD_API_VERSION;
+use crate::metrics::Totals;
 use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -24,6 +29,9 @@ pub const METRICS_CONTENT_TYPE: &str =
 
 type Labels = Vec<(&'static str, String)>;
 
+/// About what one scrape renders (most of it `grpc_server_handled_total`'s 748 rows).
+const RENDERED_BYTES_GUESS: usize = 160 * 1024;
+
 /// The member's state for one scrape.
 #[derive(Debug, Clone)]
 pub struct MemberSample {
@@ -32,6 +40,15 @@ pub struct MemberSample {
     pub is_leader: bool,
     pub is_learner: bool,
     pub leader_changes: u64,
+    /// Raft's commit and applied indexes (etcd's `etcd_server_proposals_committed_total` and
+    /// `..._applied_total` gauges are exactly these).
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// Live keys, current and compacted revisions of the published read view.
+    pub keys_total: u64,
+    pub current_revision: i64,
+    /// etcd reports -1 before any compaction.
+    pub compact_revision: i64,
     /// The quota in force (etcd's `etcd_server_quota_backend_bytes`; negative when off).
     pub quota_backend_bytes: i64,
     pub db_total_size_bytes: u64,
@@ -48,12 +65,19 @@ impl MemberSample {
             Some(bytes) => i64::try_from(bytes).unwrap_or(i64::MAX),
             None => config.quota_backend_bytes,
         };
+        let status = member.raft_status.snapshot();
+        let view = member.read_view.load();
         MemberSample {
             member_id: member.member_id,
             has_leader: leader_id != raft::INVALID_ID,
             is_leader: leader_id != raft::INVALID_ID && leader_id == member.member_id,
             is_learner: member.is_learner(),
             leader_changes: member.raft_status.leader_changes(),
+            commit_index: status.commit_index,
+            applied_index: status.applied_index,
+            keys_total: view.key_count() as u64,
+            current_revision: view.current_revision(),
+            compact_revision: view.compact_revision_or_unset(),
             quota_backend_bytes,
             db_total_size_bytes: member.durable_stats.size_bytes.load(Ordering::Relaxed),
             db_total_size_in_use_bytes: member.durable_stats.in_use_bytes.load(Ordering::Relaxed),
@@ -93,6 +117,31 @@ pub fn registry_of(sample: &MemberSample) -> Registry {
         "etcd_server_leader_changes_seen",
         "The number of leader changes seen",
         ConstCounter::new(sample.leader_changes),
+    );
+    registry.register(
+        "etcd_server_proposals_committed_total",
+        "The total number of consensus proposals committed",
+        ConstGauge::new(i64::try_from(sample.commit_index).unwrap_or(i64::MAX)),
+    );
+    registry.register(
+        "etcd_server_proposals_applied_total",
+        "The total number of consensus proposals applied",
+        ConstGauge::new(i64::try_from(sample.applied_index).unwrap_or(i64::MAX)),
+    );
+    registry.register(
+        "etcd_debugging_mvcc_keys_total",
+        "Total number of keys",
+        ConstGauge::new(i64::try_from(sample.keys_total).unwrap_or(i64::MAX)),
+    );
+    registry.register(
+        "etcd_debugging_mvcc_current_revision",
+        "The current revision of store",
+        ConstGauge::new(sample.current_revision),
+    );
+    registry.register(
+        "etcd_debugging_mvcc_compact_revision",
+        "The revision of the last compaction in store",
+        ConstGauge::new(sample.compact_revision),
     );
     registry.register(
         "etcd_server_id",
@@ -215,10 +264,12 @@ fn register_process(registry: &mut Registry, process: &ProcessSample) {
     );
 }
 
-/// The exposition text of `sample`.
-pub fn render(sample: &MemberSample) -> String {
-    let mut text = String::new();
-    if let Err(error) = encode(&mut text, &registry_of(sample)) {
+/// The exposition text of `sample` and the counted series of `totals`.
+pub fn render(sample: &MemberSample, totals: &Totals) -> String {
+    let mut registry = registry_of(sample);
+    register_counted(&mut registry, totals, crate::metrics::is_extensive());
+    let mut text = String::with_capacity(RENDERED_BYTES_GUESS);
+    if let Err(error) = encode(&mut text, &registry) {
         tracing::error!(%error, "cannot encode metrics");
     }
     text
@@ -227,7 +278,10 @@ pub fn render(sample: &MemberSample) -> String {
 pub fn respond_metrics(member: &MemberView) -> Response {
     Response::new(200)
         .with_header("Content-Type", METRICS_CONTENT_TYPE)
-        .with_body(render(&MemberSample::take(member)))
+        .with_body(render(
+            &MemberSample::take(member),
+            &crate::metrics::totals(),
+        ))
 }
 
 #[cfg(test)]
@@ -247,6 +301,11 @@ mod tests {
             is_leader: false,
             is_learner: false,
             leader_changes: 2,
+            commit_index: 9,
+            applied_index: 8,
+            keys_total: 3,
+            current_revision: 6,
+            compact_revision: -1,
             quota_backend_bytes: 2_147_483_648,
             db_total_size_bytes: 20_480,
             db_total_size_in_use_bytes: 16_384,
@@ -257,7 +316,7 @@ mod tests {
 
     #[test]
     fn renders_etcds_series() {
-        let text = render(&sample());
+        let text = render(&sample(), &crate::metrics::totals());
         for line in [
             "# TYPE etcd_server_has_leader gauge",
             "etcd_server_has_leader 1",
@@ -270,12 +329,31 @@ mod tests {
             "etcd_server_quota_backend_bytes 2147483648",
             "etcd_mvcc_db_total_size_in_bytes 20480",
             "etcd_mvcc_db_total_size_in_use_in_bytes 16384",
+            "# TYPE etcd_server_proposals_committed_total gauge",
+            "etcd_server_proposals_committed_total 9",
+            "etcd_server_proposals_applied_total 8",
+            "etcd_debugging_mvcc_keys_total 3",
+            "etcd_debugging_mvcc_compact_revision -1",
+            "# TYPE etcd_disk_wal_fsync_duration_seconds histogram",
+            "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.001\"} 0",
+            "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"8.192\"} 0",
+            "etcd_disk_backend_defrag_duration_seconds_bucket{le=\"409.6\"} 0",
+            "etcd_disk_backend_snapshot_duration_seconds_bucket{le=\"655.36\"} 0",
+            "# TYPE etcd_mvcc_put_total counter",
+            "# TYPE etcd_disk_wal_write_bytes_total gauge",
+            "# TYPE grpc_server_handled_total counter",
             "etcd_server_health_success_total 3",
             "etcd_server_healthcheck{type=\"readyz\",name=\"linearizable_read\"} 0",
             "etcd_server_healthchecks_total{type=\"readyz\",name=\"linearizable_read\",status=\"error\"} 1",
             "# HELP etcd_server_has_leader Whether or not a leader exists. 1 is existence, 0 is not.",
         ] {
             assert!(text.lines().any(|known| known == line), "{line} missing in\n{text}");
+        }
+        for row in [
+            "grpc_server_started_total{grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} ",
+            "grpc_server_handled_total{grpc_code=\"Unavailable\",grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\",grpc_type=\"bidi_stream\"} ",
+        ] {
+            assert!(text.lines().any(|line| line.starts_with(row)), "{row} missing");
         }
         for name in [
             "process_cpu_seconds_total",

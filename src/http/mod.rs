@@ -37,6 +37,7 @@ pub mod listener;
 pub mod member;
 pub mod metrics;
 pub mod metrics_listener;
+pub mod metrics_series;
 pub mod process;
 pub mod query;
 pub mod request;

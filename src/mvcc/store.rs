@@ -92,6 +92,7 @@ impl KvStore {
     /// Serves a range request against this snapshot. The response header is
     /// left `None` for the caller to fill.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        crate::metrics::count(crate::metrics::Counter::MvccRange, 1);
         execute_range(self, request, self.current_revision)
     }
 

@@ -28,6 +28,11 @@ pub(crate) struct WriteTxn<'store> {
     begin_revision: i64,
     /// One event per change so far, in sub-revision order.
     events: Vec<Event>,
+    /// Ranges, puts and delete ranges run, for `etcd_mvcc_*_total` (counted as etcd's
+    /// `metricsTxnWrite` counts them: each op, and the txn itself when it ran more than one).
+    ranges: std::cell::Cell<u64>,
+    puts: u64,
+    deletes: u64,
 }
 
 impl<'store> WriteTxn<'store> {
@@ -37,6 +42,9 @@ impl<'store> WriteTxn<'store> {
             store,
             begin_revision,
             events: Vec::new(),
+            ranges: std::cell::Cell::new(0),
+            puts: 0,
+            deletes: 0,
         }
     }
 
@@ -52,6 +60,7 @@ impl<'store> WriteTxn<'store> {
 
     /// A range that sees this write's earlier changes.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        self.ranges.set(self.ranges.get() + 1);
         execute_range(self.store, request, self.visible_revision())
     }
 
@@ -60,6 +69,7 @@ impl<'store> WriteTxn<'store> {
     /// checked first, as etcd's `checkLease` runs before `checkAndGetPrevKV`;
     /// `ignore_lease` keeps the previous version's lease.
     pub fn put(&mut self, request: &PutRequest) -> Result<PutResponse, MvccError> {
+        self.puts += 1;
         self.store.check_lease_exists(request.lease)?;
         let previous = self.store.live_now(&request.key).cloned();
         if (request.ignore_value || request.ignore_lease) && previous.is_none() {
@@ -105,6 +115,7 @@ impl<'store> WriteTxn<'store> {
         &mut self,
         request: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, MvccError> {
+        self.deletes += 1;
         let range = KeyRange::new(&request.key, &request.range_end);
         let doomed: Vec<(Bytes, KeyValue)> = self
             .store
@@ -165,10 +176,24 @@ impl<'store> WriteTxn<'store> {
     /// Ends the write: moves the store to the write's revision if anything
     /// changed and returns the changes as events, in revision order.
     pub fn finish(self) -> Vec<Event> {
+        self.count_operations();
         if !self.events.is_empty() {
             self.store.current_revision = self.begin_revision + 1;
         }
         self.events
+    }
+
+    fn count_operations(&self) {
+        use crate::metrics::Counter;
+        let ranges = self.ranges.get();
+        crate::metrics::with(|metrics| {
+            metrics.counter(Counter::MvccRange).add(ranges);
+            metrics.counter(Counter::MvccPut).add(self.puts);
+            metrics.counter(Counter::MvccDelete).add(self.deletes);
+            if ranges + self.puts + self.deletes > 1 {
+                metrics.counter(Counter::MvccTxn).add(1);
+            }
+        });
     }
 
     fn next_revision(&self) -> Revision {

@@ -348,6 +348,7 @@ async fn serve_frames(
         if shared.is_stopped() {
             break;
         }
+        crate::metrics::peer_received(from_id, frame.len());
         (shared.deliver)(from_id, frame);
     }
     Ok(())

@@ -170,12 +170,16 @@ async fn pump(peer: &Peer, mut stream: PeerStream) -> ConnectionEnd {
             return ConnectionEnd::Stopping;
         }
         batch.clear();
+        let mut messages: u64 = 0;
         for message in peer.queue.take_all() {
             append_frame(&mut batch, &message);
+            messages += 1;
         }
         if let Err(error) = write_batch(&mut stream, &batch).await {
+            crate::metrics::peer_send_failed(peer.id, messages);
             return ConnectionEnd::Io(error);
         }
+        crate::metrics::peer_sent(peer.id, batch.len());
         if batch.capacity() > WRITE_BUFFER_RETAIN_BYTES {
             batch = Vec::new();
         }

@@ -278,6 +278,7 @@ impl PeerTransport {
         };
         if dropped > 0 {
             shared.count_dropped(dropped);
+            crate::metrics::peer_send_failed(to, dropped as u64);
             let total = peer.queue.dropped();
             // Log when the count passes 1, 2, 4, 8, ... so a dead peer cannot flood the log.
             let before = total.saturating_sub(dropped as u64);

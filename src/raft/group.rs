@@ -17,6 +17,7 @@ mod checkpoint;
 mod election_clock;
 mod leases;
 mod membership;
+mod metrics_hooks;
 mod proposals;
 mod snapshots;
 
@@ -182,6 +183,8 @@ pub struct RaftGroup {
     durable: DurableHandle,
     /// Changes applied since the last checkpoint handed to `durable`.
     checkpoint: PendingCheckpoint,
+    /// Heartbeat and round-trip times per peer, for `/metrics`.
+    peer_timing: metrics_hooks::PeerTiming,
 }
 
 /// What the group needs from start-up.
@@ -303,6 +306,7 @@ impl RaftGroup {
                 state_changed: true,
                 ..PendingCheckpoint::default()
             },
+            peer_timing: metrics_hooks::PeerTiming::default(),
         };
         match loaded {
             Some(loaded) => group.adopt_loaded(loaded),
@@ -375,6 +379,7 @@ impl RaftGroup {
             if let Err(error) = self.process_ready().await {
                 break Err(error);
             }
+            self.publish_metrics();
             if let Err(error) = self.snapshot_turn().await {
                 break Err(error);
             }
@@ -542,6 +547,7 @@ impl RaftGroup {
             self.refusal = Some(refusal);
             return;
         }
+        self.peer_timing.on_receive(&message);
         let snapshot = message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot;
         if snapshot && !self.check_received_snapshot(from, &message) {
             return;
@@ -579,6 +585,7 @@ impl RaftGroup {
                 self.queue_snapshot(&message);
                 continue;
             }
+            self.peer_timing.on_send(&message, self.tick_interval);
             match PeerMessage::encode_raft(&message) {
                 Ok(bytes) => self.peers.send(message.to, bytes),
                 Err(error) => tracing::error!(%error, "raft message does not encode"),
@@ -670,7 +677,7 @@ impl RaftGroup {
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot().clone())?;
         }
-        self.apply_entries(ready.take_committed_entries())?;
+        self.apply_timed(ready.take_committed_entries())?;
         if !ready.entries().is_empty() {
             self.log.append_entries(ready.entries())?;
         }
@@ -702,7 +709,7 @@ impl RaftGroup {
         if let Some(commit_index) = light.commit_index() {
             self.log.set_commit(commit_index)?;
         }
-        self.apply_entries(light.take_committed_entries())?;
+        self.apply_timed(light.take_committed_entries())?;
         self.node.advance_apply();
         self.send_checkpoint();
         self.flush_answers();

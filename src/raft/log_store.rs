@@ -137,7 +137,8 @@ impl LogStore {
     ) -> Result<(LogStore, ReplaySummary), LogStoreError> {
         let mut config = WalConfig::new(dir);
         config.segment_bytes = segment_bytes;
-        let (wal, recovered) = Wal::open(config).await?;
+        let (mut wal, recovered) = Wal::open(config).await?;
+        wal.set_fdatasync_observer(crate::metrics::observe_wal_fdatasync);
         let mut store = LogStore {
             wal,
             storage: GroupStorage::default(),
@@ -446,8 +447,23 @@ impl LogStore {
     /// One group commit: everything appended since the last sync becomes durable.
     pub async fn sync(&mut self) -> Result<(), LogStoreError> {
         crate::failpoint::hit("raftBeforeSave");
-        self.wal.sync().await?;
+        let synced = self.wal.sync().await?;
         crate::failpoint::hit("raftAfterSave");
+        crate::metrics::with(|metrics| {
+            use crate::metrics::{Counter, Histogram};
+            metrics
+                .counter(Counter::WalWriteBytes)
+                .add(synced.bytes_written);
+            let records = synced.records as f64;
+            let bytes = synced.bytes_written as f64;
+            let histogram = metrics.histogram(Histogram::WalSyncRecords);
+            histogram.record(
+                Histogram::WalSyncRecords.buckets().index_of(records),
+                records,
+            );
+            let histogram = metrics.histogram(Histogram::WalSyncBytes);
+            histogram.record(Histogram::WalSyncBytes.buckets().index_of(bytes), bytes);
+        });
         Ok(())
     }
 

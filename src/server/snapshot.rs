@@ -21,6 +21,8 @@ impl ShardContext {
         if let Some(request) = requests.next().await {
             request?;
         }
+        // etcd's `etcd_disk_backend_snapshot_duration_seconds`: the whole backup, sent.
+        let started = std::time::Instant::now();
         // One immutable read view: every key at one revision, whatever is applied meanwhile.
         let view = self.read_view.load_full();
         let members = self.members.load_full();
@@ -44,6 +46,10 @@ impl ShardContext {
             responses.send(&response).await?;
             sent = end;
         }
+        crate::metrics::observe_duration(
+            crate::metrics::Histogram::BackendSnapshotSeconds,
+            started.elapsed(),
+        );
         Ok(())
     }
 }

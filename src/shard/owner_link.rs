@@ -62,7 +62,10 @@ impl OwnerSender {
     async fn send(&self, message: ToOwner) -> Result<(), ServerError> {
         let sent = match self {
             OwnerSender::Local(sender) => sender.send(message).await.is_ok(),
-            OwnerSender::Remote(sender) => sender.send(message).await.is_ok(),
+            OwnerSender::Remote(sender) => {
+                crate::metrics::count(crate::metrics::Counter::CrossShardHops, 1);
+                sender.send(message).await.is_ok()
+            }
         };
         if sent {
             Ok(())
@@ -92,6 +95,7 @@ struct WaitingSlot<'a> {
 impl Drop for WaitingSlot<'_> {
     fn drop(&mut self) {
         self.link.waiting.borrow_mut().remove(&self.id);
+        crate::metrics::gauge_add(crate::metrics::Gauge::OwnerRequestsInFlight, -1);
     }
 }
 
@@ -139,6 +143,7 @@ impl OwnerLink {
         let (answer_sender, answer) = oneshot::channel();
         self.waiting.borrow_mut().insert(id, answer_sender);
         let _slot = WaitingSlot { link: self, id };
+        crate::metrics::gauge_add(crate::metrics::Gauge::OwnerRequestsInFlight, 1);
         self.sender.send(message).await?;
         let answered = futures_lite::future::or(async { Some(answer.await) }, async {
             glommio::timer::sleep(timeout).await;

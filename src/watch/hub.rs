@@ -91,6 +91,22 @@ impl WatchHub {
         self.config.header(revision)
     }
 
+    /// This shard's part of the watcher gauges (`etcd_debugging_mvcc_watcher_total`, ...).
+    fn publish_gauges(&self) {
+        use crate::metrics::Gauge;
+        crate::metrics::with(|metrics| {
+            metrics
+                .gauge(Gauge::Watchers)
+                .set(self.watchers.len() as i64);
+            metrics
+                .gauge(Gauge::SlowWatchers)
+                .set(self.catching_up.len() as i64);
+            metrics
+                .gauge(Gauge::WatchStreams)
+                .set(self.streams.len() as i64);
+        });
+    }
+
     pub fn has_catching_up(&self) -> bool {
         !self.catching_up.is_empty()
     }
@@ -107,6 +123,7 @@ impl WatchHub {
                 next_auto_id: 0,
             },
         );
+        self.publish_gauges();
         (id, outbox)
     }
 
@@ -118,6 +135,7 @@ impl WatchHub {
             self.remove_watcher((stream, watch_id));
         }
         state.outbox.close();
+        self.publish_gauges();
     }
 
     fn index_insert(&mut self, key: WatcherKey, keys: &KeyRange) {
@@ -156,6 +174,7 @@ impl WatchHub {
                 }
             }
         }
+        self.publish_gauges();
         Some(watcher)
     }
 
@@ -244,6 +263,7 @@ impl WatchHub {
         }
         self.watchers
             .insert(key, Watcher::new(watch_id, request, keys, position, outbox));
+        self.publish_gauges();
     }
 
     /// Handles a cancel request: etcd answers only when the id is registered on the stream
@@ -362,6 +382,8 @@ impl WatchHub {
                     next_revision: min_revision.max(previous + 1),
                 };
                 self.catching_up.insert(key);
+                crate::metrics::count(crate::metrics::Counter::WatchCatchUps, 1);
+                self.publish_gauges();
             }
         }
         self.delivered_revision = batch.last_revision;
@@ -377,8 +399,10 @@ impl WatchHub {
                     next_revision: min_revision.max(from_revision),
                 };
                 self.catching_up.insert(*key);
+                crate::metrics::count(crate::metrics::Counter::WatchCatchUps, 1);
             }
         }
+        self.publish_gauges();
     }
 
     /// Feeds catching-up watchers from history, one bounded step each; a watcher that reaches
@@ -463,6 +487,7 @@ impl WatchHub {
                 }
             };
         }
+        self.publish_gauges();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `Wal` handle: buffering appends and group-committing them.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use glommio::io::{Directory, DmaFile};
 
@@ -63,6 +64,8 @@ pub struct Wal {
     pending_bytes: usize,
     plan: Plan,
     failed: bool,
+    /// Told how long each group commit's fdatasync took (the caller's metrics).
+    fdatasync_observer: Option<fn(Duration)>,
 }
 
 impl Wal {
@@ -105,6 +108,7 @@ impl Wal {
             pending_bytes: 0,
             plan,
             failed: false,
+            fdatasync_observer: None,
         };
         wal.note_durable_tail();
         let recovered = Recovered {
@@ -113,6 +117,12 @@ impl Wal {
             segments: state.segments,
         };
         Ok((wal, recovered))
+    }
+
+    /// From now on, `observer` is told the duration of every group commit's fdatasync (one
+    /// `Instant` pair per fdatasync; etcd's `etcd_disk_wal_fsync_duration_seconds`).
+    pub fn set_fdatasync_observer(&mut self, observer: fn(Duration)) {
+        self.fdatasync_observer = Some(observer);
     }
 
     /// Largest payload `append` accepts with this configuration.
@@ -216,7 +226,11 @@ impl Wal {
         write_blocks(&a.file, &a.path, start, &buf).await?;
         failpoint::check(WAL_BEFORE_FDATASYNC).map_err(|e| WalError::io(&a.path, e))?;
         failpoint::hit("walBeforeSync");
+        let fdatasync_started = Instant::now();
         fdatasync(&a.file, &a.path).await?;
+        if let Some(observe) = self.fdatasync_observer {
+            observe(fdatasync_started.elapsed());
+        }
         failpoint::check(WAL_AFTER_FDATASYNC).map_err(|e| WalError::io(&a.path, e))?;
         let keep_from = (align_down(new_tail, BLOCK_BYTES) - start) as usize;
         let keep_to = (new_tail - start) as usize;

@@ -26,6 +26,7 @@ impl RaftGroup {
     pub(super) fn propose_for_shard(&mut self, origin: ShardId, id: u64, data: Bytes) {
         if let Err(error) = self.node.propose(Vec::new(), data.to_vec()) {
             tracing::debug!(%error, "proposal dropped");
+            crate::metrics::count(crate::metrics::Counter::ProposalsFailed, 1);
             let error = if self.node.raft.leader_id == raft::INVALID_ID {
                 ServerError::NoLeader
             } else {
@@ -92,6 +93,7 @@ impl RaftGroup {
             "leadership ended: proposals made under it answered 'possibly due to previous leader \
              failure' (they may still apply)"
         );
+        crate::metrics::count(crate::metrics::Counter::ProposalsFailed, ended.len() as u64);
         self.fail_askers(ended, || ServerError::TimedOutDueToLeaderFail);
     }
 
@@ -111,6 +113,10 @@ impl RaftGroup {
         let mut forgotten = self.proposals.forget_overdue(Instant::now());
         self.repropose_publication_among(&mut forgotten);
         if !forgotten.is_empty() {
+            crate::metrics::count(
+                crate::metrics::Counter::ProposalsFailed,
+                forgotten.len() as u64,
+            );
             tracing::debug!(
                 forgotten = forgotten.len(),
                 "proposals past the request timeout forgotten"
