@@ -758,6 +758,8 @@ fn errors_as_grpc_gateway_writes_them() {
     let auth = post(&endpoint, "/v3/auth/user/list", "{}");
     assert_eq!(auth.status, 501);
     assert_eq!(auth.json()["code"], 12);
+    let not_json = post(&endpoint, "/v3/auth/enable", "x");
+    assert_eq!(not_json.status, 400, "decoded before the call");
 
     // A request larger than the gRPC port accepts (--max-request-bytes + 512 KiB, encoded).
     let small = tempfile::tempdir().expect("temp dir");

@@ -23,6 +23,7 @@ use crate::shard::ShardContext;
 use capstan_proto::method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -110,7 +111,14 @@ pub async fn dispatch(
         method::ELECTION_LEADER => unary(body, options, |r| ctx.leader(r)).await,
         method::ELECTION_OBSERVE => stream::observe(ctx.clone(), body, options),
         method::ELECTION_RESIGN => unary(body, options, |r| ctx.resign(r)).await,
-        unimplemented => errors::from_server(&Status::unimplemented(unimplemented)),
+        unimplemented => {
+            // grpc-gateway decodes the body before it calls: a body that is not JSON is its
+            // 400 even for a method the server does not implement.
+            if let Err(message) = codec::decode_one::<serde_json::Map<String, Value>>(body) {
+                return errors::undecodable(message);
+            }
+            errors::from_server(&Status::unimplemented(unimplemented))
+        }
     }
 }
 
