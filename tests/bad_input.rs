@@ -134,16 +134,23 @@ fn garbage_inputs(rng: &mut StdRng) -> Vec<(&'static str, Vec<u8>, bool)> {
     let random: Vec<u8> = (0..4096).map(|_| rng.gen()).collect();
     let mut inputs = vec![
         ("random bytes", random.clone(), false),
+        // The client port serves HTTP/1.1 too (tests/http_client_port.rs): these are
+        // answered, then closed because they ask for it (or fail to parse).
         (
             "an HTTP/1.1 request",
-            b"GET /v3/kv/range HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
+            b"GET /v3/kv/range HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
                 .to_vec(),
             false,
         ),
         (
             "an HTTP/1.1 POST with a body",
-            b"POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"key\":\"a\",\"v\":1}xx"
+            b"POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: 19\r\nConnection: close\r\n\r\n{\"key\":\"a\",\"v\":1}xx"
                 .to_vec(),
+            false,
+        ),
+        (
+            "an HTTP/1.1 request line of garbage",
+            b"\x80\x81 garbage \xff\r\n\r\n".to_vec(),
             false,
         ),
         ("a truncated preface, then EOF", PREFACE[..10].to_vec(), true),
