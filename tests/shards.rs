@@ -12,6 +12,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACCEPTED_LINE: &str = "accepted client connection";
+/// The accepted-connection line is at debug level: turned on for the connection module only.
+const ACCEPTED_LINES_ON: (&str, &str) = ("CAPSTAN_LOG", "info,capstan::grpc::connection=debug");
+
+/// A capstan server whose log shows every accepted connection.
+fn start_logging_connections(dir: &std::path::Path, args: &[&str]) -> Server {
+    Server::start_with_env(Flavor::Capstan, dir, args, &[ACCEPTED_LINES_ON])
+}
 /// Generous upper bound for one call or for a log line to appear.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -50,7 +57,7 @@ fn shards_seen(server: &Server) -> BTreeSet<usize> {
 #[test]
 fn connections_are_served_by_every_shard() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(Flavor::Capstan, dir.path(), &["--shards", "2"]);
+    let server = start_logging_connections(dir.path(), &["--shards", "2"]);
     assert!(
         server.log().contains("\"shards\":2"),
         "start-up line reports 2 shards:\n{}",
@@ -212,7 +219,7 @@ fn shard_of(server: &Server, local: SocketAddr) -> usize {
 #[test]
 fn a_write_on_one_shard_is_read_on_the_other() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(Flavor::Capstan, dir.path(), &["--shards=2"]);
+    let server = start_logging_connections(dir.path(), &["--shards=2"]);
     let endpoint = server.endpoint();
     let runtime = tokio_runtime();
     runtime.block_on(async {
@@ -261,7 +268,7 @@ fn a_write_on_one_shard_is_read_on_the_other() {
 #[test]
 fn one_shard_serves_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(Flavor::Capstan, dir.path(), &["--shards", "1"]);
+    let mut server = start_logging_connections(dir.path(), &["--shards", "1"]);
     let endpoint = server.endpoint();
     assert!(
         server.log().contains("\"shards\":1"),
@@ -357,7 +364,7 @@ fn run_capstan_expecting_exit(
 #[test]
 fn a_second_server_on_the_same_port_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(Flavor::Capstan, dir.path(), &["--shards=2"]);
+    let server = start_logging_connections(dir.path(), &["--shards=2"]);
     etcdctl_ok(&server.endpoint(), &["put", "first", "server"]);
     let second = tempfile::tempdir().expect("tempdir");
     let (status, output) = run_capstan_expecting_exit(&second.path().join("data"), &server.url());

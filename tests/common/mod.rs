@@ -111,6 +111,8 @@ impl Server {
                 .env("ETCD_UNSUPPORTED_ARCH", "");
         }
         command.args(&self.extra_args);
+        // The test's own CAPSTAN_LOG is dropped; one set for this server (`set_env`) applies.
+        command.env_remove("CAPSTAN_LOG");
         for (key, value) in &self.env {
             match value {
                 Some(value) => command.env(key, value),
@@ -123,11 +125,7 @@ impl Server {
             .open(&self.log_path)
             .expect("open server log");
         let log_err = log.try_clone().expect("clone log handle");
-        command
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .env_remove("CAPSTAN_LOG");
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = command
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {:?}: {error}", self.flavor));
