@@ -933,6 +933,12 @@ fn same_json_as_etcd_34() {
     for (path, body, count) in [
         ("/v3/lease/keepalive", r#"{"ID":"77"}"#, 1),
         ("/v3/watch", r#"{"create_request":{"key":"d2s="}}"#, 1),
+        // Go's base64 ignores the unused bits of `t`: the range is empty, so refused.
+        (
+            "/v3/watch",
+            r#"{"createRequest":{"key":"d2s=","range_end":"d2t="}}"#,
+            1,
+        ),
     ] {
         let mut ours = Stream::open(&capstan.endpoint(), path, body);
         let mut theirs = Stream::open(&etcd.endpoint(), path, body);

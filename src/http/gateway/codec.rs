@@ -45,7 +45,10 @@ fn into_request<Request: DeserializeOwned + Default>(value: Value) -> Result<Req
     let kind = match &value {
         Value::Null => return Ok(Request::default()),
         Value::Object(_) => {
-            return serde_json::from_value(value).map_err(|error| go_data_error(&error.to_string()))
+            let mut value = value;
+            clear_base64_trailing_bits(&mut value);
+            return serde_json::from_value(value)
+                .map_err(|error| go_data_error(&error.to_string()));
         }
         Value::Array(_) => "array",
         Value::String(_) => "string",
@@ -55,6 +58,50 @@ fn into_request<Request: DeserializeOwned + Default>(value: Value) -> Result<Req
     Err(format!(
         "json: cannot unmarshal {kind} into Go value of type map[string]json.RawMessage"
     ))
+}
+
+/// Go's base64 decoder (`StdEncoding`, which grpc-gateway's bytes fields use) ignores the
+/// unused low bits of the last symbol before the padding (`d2t=` is `wk`, as `d2s=` is);
+/// the generated decoder refuses them. So every padded base64 string in the request gets
+/// those bits cleared first. Only strings ending in `=` change, which no enum name, number or
+/// URL does: in practice only bytes fields.
+fn clear_base64_trailing_bits(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            if let Some(canonical) = canonical_base64(text) {
+                *text = canonical;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(clear_base64_trailing_bits),
+        Value::Object(map) => map.values_mut().for_each(clear_base64_trailing_bits),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// `text` with the unused bits of its last symbol cleared, if it is padded base64 with some
+/// of them set; `None` otherwise.
+fn canonical_base64(text: &str) -> Option<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 || !text.ends_with('=') {
+        return None;
+    }
+    let padding = if text.ends_with("==") { 2 } else { 1 };
+    let symbols = &bytes[..bytes.len() - padding];
+    if !symbols.iter().all(|byte| ALPHABET.contains(byte)) {
+        return None;
+    }
+    let last = *symbols.last()?;
+    let sextet = ALPHABET.iter().position(|symbol| *symbol == last)?;
+    // One byte in the last group leaves 4 unused bits, two bytes leave 2.
+    let unused_mask = if padding == 2 { 0b1111 } else { 0b11 };
+    if sextet & unused_mask == 0 {
+        return None;
+    }
+    let mut canonical = symbols[..symbols.len() - 1].to_vec();
+    canonical.push(ALPHABET[sextet & !unused_mask]);
+    canonical.extend(std::iter::repeat_n(b'=', padding));
+    String::from_utf8(canonical).ok()
 }
 
 /// Go's text for a value of the wrong kind, where the generated decoder's text can be told
@@ -304,6 +351,11 @@ mod tests {
             error,
             "json: cannot unmarshal number into Go value of type []uint8"
         );
+        let lenient: RangeRequest =
+            decode_one(br#"{"key":"d2s=","range_end":"d2t="}"#).expect("Go's base64 reads it");
+        assert_eq!(lenient.range_end, lenient.key);
+        let lenient: RangeRequest = decode_one(br#"{"key":"YR=="}"#).expect("Go's base64");
+        assert_eq!(&lenient.key[..], b"a");
         let error = decode_one::<RangeRequest>(br#"{"key":"%%%"}"#).expect_err("not base64");
         assert_eq!(error, "illegal base64 data at input byte 0");
         assert!(decode_one::<RangeRequest>(br#"{"limit":"abc"}"#).is_err());
