@@ -34,9 +34,8 @@ impl ShardContext {
             self.owner.read_index().await?;
         }
         let members = self.members.load();
-        let revision = self.read_view.load().current_revision();
         Ok(MemberListResponse {
-            header: Some(self.header(revision, self.raft_status.term())),
+            header: Some(self.cluster_header()),
             members: members.members().to_vec(),
         })
     }
@@ -51,8 +50,13 @@ impl ShardContext {
                 request: Some(request),
             })
             .await?;
-        let revision = self.read_view.load().current_revision();
-        Ok((self.header(revision, self.raft_status.term()), answer))
+        Ok((self.cluster_header(), answer))
+    }
+
+    /// The header of the Cluster service's answers: like etcd's, without a revision (the
+    /// membership is not part of the key space).
+    fn cluster_header(&self) -> ResponseHeader {
+        self.header(0, self.raft_status.term())
     }
 
     pub async fn member_add(&self, request: MemberAddRequest) -> Result<MemberAddResponse, Status> {

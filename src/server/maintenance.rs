@@ -10,7 +10,7 @@ use capstan_proto::capstanpb::internal_request::Request;
 use capstan_proto::etcdserverpb::alarm_request::AlarmAction;
 use capstan_proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
-    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    DowngradeInfo, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
     MoveLeaderResponse, StatusRequest, StatusResponse,
 };
 use std::sync::atomic::Ordering;
@@ -40,10 +40,8 @@ impl ShardContext {
         request: MoveLeaderRequest,
     ) -> Result<MoveLeaderResponse, Status> {
         self.owner.move_leader(request.target_id).await?;
-        let view = self.read_view.load();
-        Ok(MoveLeaderResponse {
-            header: Some(self.header(view.current_revision(), self.raft_status.term())),
-        })
+        // etcd answers MoveLeader and Defragment without a header.
+        Ok(MoveLeaderResponse { header: None })
     }
 
     pub async fn status(&self, _request: StatusRequest) -> Result<StatusResponse, Status> {
@@ -82,7 +80,8 @@ impl ShardContext {
             is_learner: self.is_learner(),
             storage_version: ETCD_API_VERSION.to_string(),
             db_size_quota,
-            downgrade_info: None,
+            // etcd 3.6 always reports one (not enabled, no target) while no downgrade runs.
+            downgrade_info: Some(DowngradeInfo::default()),
         })
     }
 
@@ -97,10 +96,7 @@ impl ShardContext {
             .defragment()
             .await
             .map_err(|error| Status::new(Code::Unknown, format!("capstan: defrag: {error}")))?;
-        let view = self.read_view.load();
-        Ok(DefragmentResponse {
-            header: Some(self.header(view.current_revision(), self.raft_status.term())),
-        })
+        Ok(DefragmentResponse { header: None })
     }
 
     /// etcd's Alarm: GET lists the raised alarms (of one type, or all for NONE) as of a

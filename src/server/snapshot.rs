@@ -27,7 +27,6 @@ impl ShardContext {
         let view = self.read_view.load_full();
         let members = self.members.load_full();
         let raft = self.raft_status.snapshot();
-        let revision = view.current_revision();
         // Encoding a large store takes a while: not on this shard's executor.
         let archive = glommio::executor()
             .spawn_blocking(move || backup::archive(&view, &members, raft.applied_index, raft.term))
@@ -37,8 +36,9 @@ impl ShardContext {
         let mut sent = 0;
         while sent < total {
             let end = (sent + SNAPSHOT_BLOB_BYTES).min(total);
+            // etcd sends the blob without a header.
             let response = SnapshotResponse {
-                header: Some(self.header(revision, raft.term)),
+                header: None,
                 remaining_bytes: (total - end) as u64,
                 blob: archive.slice(sent..end),
                 version: ETCD_API_VERSION.to_string(),
