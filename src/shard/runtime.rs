@@ -343,6 +343,12 @@ fn open_page_store(
     let started = std::time::Instant::now();
     let store = crate::store::Store::open(&path, crate::store::StoreOptions::default())
         .map_err(|error| RunError::Store(error.to_string()))?;
+    // etcd's line for opening its bolt database; here the page store.
+    tracing::info!(
+        path = %path.display(),
+        took = crate::logging::go_duration(started.elapsed()),
+        "opened backend db"
+    );
     if let Some(ignored) = &store.open_report().ignored_meta {
         tracing::warn!(
             ignored,
@@ -598,7 +604,7 @@ pub fn run(mut config: ServerConfig) -> Result<(), RunError> {
     if pages_thread.join().is_err() {
         tracing::error!("page store writer panicked");
     }
-    tracing::info!("capstan stopped");
+    tracing::info!("closed etcd server");
     first_error.map_or(Ok(()), Err)
 }
 
