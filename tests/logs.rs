@@ -19,6 +19,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// etcd's start-up lines (from real etcd 3.6 and 3.4 logs) that a Capstan start-up must carry.
 const STARTUP_MESSAGES: &[&str] = &[
     "starting an etcd server",
+    "opened backend db",
     "starting local member",
     "now serving peer/client/metrics",
     "serving peer traffic",
