@@ -10,8 +10,10 @@
 //!   decide;
 //! - `--listen-client-http-urls` splits the traffic (gRPC only on the client URLs, HTTP only on
 //!   the HTTP URLs) and `--enable-grpc-gateway=false` turns `/v3/` off;
-//! - gRPC health `Check` of an unknown service is NOT_FOUND `unknown service`, as etcd 3.4
-//!   (Debian) answers it;
+//! - gRPC health `Check` of an unknown service is NOT_FOUND `unknown service` and `Watch` of
+//!   one sends SERVICE_UNKNOWN, as etcd 3.4 (Debian) answers them;
+//! - `https://` `--listen-client-http-urls` offer ALPN `http/1.1` only, the client URLs beside
+//!   them `h2` only;
 //! - `/health`, `/version` and the error answers compared with Debian's etcd 3.4 and, when
 //!   `target/tools/etcd36` exists, etcd 3.6 on their client ports.
 #[path = "common/certs.rs"]
@@ -680,9 +682,10 @@ fn client_http_urls_split_grpc_from_http() {
     );
 }
 
-/// One gRPC health `Check` of `service` over a raw HTTP/2 connection: the serving status (when
-/// the call succeeded), `grpc-status` and `grpc-message`.
-async fn health_check(port: u16, service: &str) -> (Option<u8>, String, String) {
+/// One gRPC health call (`Check` or `Watch`) of `service` over a raw HTTP/2 connection: the
+/// first serving status sent (if any), then for `Check` `grpc-status` and `grpc-message` (a
+/// `Watch` is left after its first message: both empty).
+async fn health_call(port: u16, method: &str, service: &str) -> (Option<u8>, String, String) {
     let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -692,7 +695,7 @@ async fn health_check(port: u16, service: &str) -> (Option<u8>, String, String) 
     let request = http::Request::builder()
         .method("POST")
         .uri(format!(
-            "http://127.0.0.1:{port}/grpc.health.v1.Health/Check"
+            "http://127.0.0.1:{port}/grpc.health.v1.Health/{method}"
         ))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -714,6 +717,9 @@ async fn health_check(port: u16, service: &str) -> (Option<u8>, String, String) 
         let chunk = chunk.expect("body chunk");
         let _ = stream.flow_control().release_capacity(chunk.len());
         received.extend_from_slice(&chunk);
+        if method == "Watch" && received.len() >= 7 {
+            return (Some(received[6]), String::new(), String::new());
+        }
     }
     let trailers = stream.trailers().await.expect("trailers");
     // A trailers-only answer carries the status in its headers.
@@ -742,10 +748,19 @@ fn grpc_health_of_an_unknown_service_is_not_found_as_in_etcd() {
     for server in [&capstan, &etcd] {
         let (all, unknown) = runtime.block_on(async {
             (
-                health_check(server.port, "").await,
-                health_check(server.port, "etcdserverpb.KV").await,
+                health_call(server.port, "Check", "").await,
+                health_call(server.port, "Check", "etcdserverpb.KV").await,
             )
         });
+        let (watch_all, watch_unknown) = runtime.block_on(async {
+            (
+                health_call(server.port, "Watch", "").await,
+                health_call(server.port, "Watch", "etcdserverpb.KV").await,
+            )
+        });
+        // SERVING, and SERVICE_UNKNOWN (the stream stays open).
+        assert_eq!(watch_all.0, Some(1), "{:?}", server.flavor);
+        assert_eq!(watch_unknown.0, Some(3), "{:?}", server.flavor);
         assert_eq!(
             all,
             (Some(1), "0".to_string(), String::new()),
@@ -854,4 +869,43 @@ fn client_port_answers_match_etcd() {
         let theirs = shape(&get(port, target), false);
         assert_eq!(ours, theirs, "GET {target} (etcd 3.6)");
     }
+}
+
+#[test]
+fn https_client_http_urls_offer_http1_only_and_the_client_urls_h2_only() {
+    require_tool("etcdctl", "etcd-client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let grpc_url = format!("https://127.0.0.1:{grpc_port}");
+    let _server = Process::spawn(
+        capstan_binary(),
+        &[
+            format!("--data-dir={}", dir.path().join("data").display()),
+            format!("--listen-client-urls={grpc_url}"),
+            format!("--advertise-client-urls={grpc_url}"),
+            format!("--listen-client-http-urls=https://127.0.0.1:{http_port}"),
+            format!("--cert-file={}", pki.server.cert.display()),
+            format!("--key-file={}", pki.server.key.display()),
+        ],
+        &dir.path().join("server.log"),
+    );
+    let ca = pki.ca_pem.as_str();
+    let (reply, negotiated) = https_health(http_port, ca, &[b"h2", b"http/1.1"]);
+    assert_eq!(negotiated.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let (_, negotiated) = tls_connect(grpc_port, ca, &[b"http/1.1", b"h2"]);
+    assert_eq!(negotiated.as_deref(), Some(&b"h2"[..]));
+    let output = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={grpc_url}"))
+        .arg(format!("--cacert={}", pki.ca_file.display()))
+        .args(["put", "split-tls", "v"])
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
