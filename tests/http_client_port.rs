@@ -675,11 +675,11 @@ fn client_http_urls_split_grpc_from_http() {
         }
     });
     assert!(refused, "gRPC on the HTTP-only URL must fail");
-    assert!(
-        server.log().contains(&format!("127.0.0.1:{http_port}")),
-        "the HTTP URL is listed: {}",
-        server.log()
-    );
+    // etcd's start-up lines name each listener's traffic.
+    for (traffic, port) in [("http", http_port), ("grpc", grpc_port)] {
+        let line = format!(r#""traffic":"{traffic}","address":"127.0.0.1:{port}""#);
+        assert!(server.log().contains(&line), "{line} in {}", server.log());
+    }
 }
 
 /// One gRPC health call (`Check` or `Watch`) of `service` over a raw HTTP/2 connection: the

@@ -101,6 +101,15 @@ pub enum Traffic {
 }
 
 impl Traffic {
+    /// etcd's name of it in its `serving client traffic` log lines.
+    pub fn etcd_name(self) -> &'static str {
+        match self {
+            Traffic::GrpcAndHttp => "grpc+http",
+            Traffic::GrpcOnly => "grpc",
+            Traffic::HttpOnly => "http",
+        }
+    }
+
     /// The ALPN protocols a TLS listener of this kind offers, in preference order.
     pub fn alpn_protocols(self) -> Vec<Vec<u8>> {
         match self {

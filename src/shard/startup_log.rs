@@ -101,18 +101,20 @@ pub fn now_serving(config: &ServerConfig, peer_listener: bool) {
     }
 }
 
-/// etcd's line per client listener once it serves (`traffic` is etcd's `grpc+http`).
+/// etcd's line per client listener once it serves (`traffic`: `grpc+http`, or `grpc` and
+/// `http` once `--listen-client-http-urls` splits them).
 pub fn serving_client_traffic(config: &ServerConfig) {
-    for url in &config.listen_client_urls {
+    for (url, traffic) in super::listen::client_listener_urls(config) {
+        let traffic = traffic.etcd_name();
         if url.tls {
             tracing::info!(
-                traffic = "grpc+http",
+                traffic,
                 address = %url.address,
                 "serving client traffic securely"
             );
         } else {
             tracing::info!(
-                traffic = "grpc+http",
+                traffic,
                 address = %url.address,
                 "serving client traffic insecurely; this is strongly discouraged!"
             );
