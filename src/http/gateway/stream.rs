@@ -199,7 +199,8 @@ pub fn keep_alive(context: Rc<ShardContext>, body: &[u8], options: CallOptions) 
 }
 
 /// `Maintenance.Snapshot`: the backup of one read view in `SNAPSHOT_BLOB_BYTES` blobs, as
-/// `ShardContext::snapshot` sends it on the gRPC port.
+/// `ShardContext::snapshot` sends it on the gRPC port (keep the two alike: that one writes to
+/// an h2 stream only).
 pub fn snapshot(context: Rc<ShardContext>, body: &[u8], options: CallOptions) -> Response {
     if let Err(answer) = requests::<SnapshotRequest>(body, options) {
         return answer;
@@ -208,7 +209,6 @@ pub fn snapshot(context: Rc<ShardContext>, body: &[u8], options: CallOptions) ->
         let view = context.read_view.load_full();
         let members = context.members.load_full();
         let raft = context.raft_status.snapshot();
-        let revision = view.current_revision();
         // Encoding a large store takes a while: not on this shard's executor.
         let archive = glommio::executor()
             .spawn_blocking(move || backup::archive(&view, &members, raft.applied_index, raft.term))
@@ -219,7 +219,8 @@ pub fn snapshot(context: Rc<ShardContext>, body: &[u8], options: CallOptions) ->
         while sent < total {
             let end = (sent + SNAPSHOT_BLOB_BYTES).min(total);
             let response = SnapshotResponse {
-                header: Some(context.header(revision, raft.term)),
+                // etcd sends no header on Snapshot answers.
+                header: None,
                 remaining_bytes: (total - end) as u64,
                 blob: archive.slice(sent..end),
                 version: ETCD_API_VERSION.to_string(),
