@@ -187,17 +187,29 @@ pub fn registry_of(sample: &MemberSample) -> Registry {
     registry
 }
 
+/// etcd's two health counters. Their names have no `_total`, which `prometheus_client` adds to
+/// every counter it encodes, so they are written here and put in by [`render`].
+fn health_counter_lines(health: &HealthCounters) -> String {
+    [
+        (
+            "etcd_server_health_success",
+            "The total number of successful health checks",
+            health.health_success,
+        ),
+        (
+            "etcd_server_health_failures",
+            "The total number of failed health checks",
+            health.health_failures,
+        ),
+    ]
+    .iter()
+    .map(|(name, help, value)| {
+        format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n")
+    })
+    .collect()
+}
+
 fn register_health(registry: &mut Registry, health: &HealthCounters) {
-    registry.register(
-        "etcd_server_health_success",
-        "The total number of successful health checks",
-        ConstCounter::new(health.health_success),
-    );
-    registry.register(
-        "etcd_server_health_failures",
-        "The total number of failed health checks",
-        ConstCounter::new(health.health_failures),
-    );
     let results = Family::<Labels, Gauge>::default();
     let totals = Family::<Labels, Counter>::default();
     for (&(probe, check), counts) in &health.checks {
@@ -272,8 +284,13 @@ pub fn render(sample: &MemberSample, totals: &Totals) -> String {
     if let Err(error) = encode(&mut text, &registry) {
         tracing::error!(%error, "cannot encode metrics");
     }
+    let end = text.rfind(OPEN_METRICS_EOF).unwrap_or(text.len());
+    text.insert_str(end, &health_counter_lines(&sample.health));
     text
 }
+
+/// The last line `prometheus_client` writes (a comment to a 0.0.4 text parser).
+const OPEN_METRICS_EOF: &str = "# EOF\n";
 
 pub fn respond_metrics(member: &MemberView) -> Response {
     Response::new(200)
@@ -342,7 +359,9 @@ mod tests {
             "# TYPE etcd_mvcc_put_total counter",
             "# TYPE etcd_disk_wal_write_bytes_total gauge",
             "# TYPE grpc_server_handled_total counter",
-            "etcd_server_health_success_total 3",
+            "# TYPE etcd_server_health_success counter",
+            "etcd_server_health_success 3",
+            "etcd_server_health_failures 0",
             "etcd_server_healthcheck{type=\"readyz\",name=\"linearizable_read\"} 0",
             "etcd_server_healthchecks_total{type=\"readyz\",name=\"linearizable_read\",status=\"error\"} 1",
             "# HELP etcd_server_has_leader Whether or not a leader exists. 1 is existence, 0 is not.",
