@@ -762,6 +762,16 @@ fn errors_as_grpc_gateway_writes_them() {
     let not_json = post(&endpoint, "/v3/auth/enable", "x");
     assert_eq!(not_json.status, 400, "decoded before the call");
 
+    // A value of 1 MiB (under the default --max-request-bytes of 1.5 MiB) is 1.33 MiB of
+    // base64: accepted, as etcd accepts it.
+    let megabyte = "eHh4".repeat(1 << 18);
+    let stored = post(
+        &endpoint,
+        "/v3/kv/put",
+        &format!(r#"{{"key":"YmlnCg==","value":"{megabyte}"}}"#),
+    );
+    assert_eq!(stored.status, 200, "{}", stored.text());
+
     // A request larger than the gRPC port accepts (--max-request-bytes + 512 KiB, encoded).
     let small = tempfile::tempdir().expect("temp dir");
     let limited = Server::start(Flavor::Capstan, small.path(), &["--max-request-bytes=1000"]);

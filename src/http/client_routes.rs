@@ -52,6 +52,9 @@ const GATEWAY_PREFIX: &str = "/v3/";
 const GATEWAY_BETA_PREFIX: &str = "/v3beta/";
 
 /// The HTTP/1.1 handler of one shard's client listeners.
+/// Room in a gateway body for JSON field names and punctuation beyond the base64 of its bytes.
+pub const GATEWAY_JSON_SLACK_BYTES: usize = 64 * 1024;
+
 pub struct ClientRoutes {
     member: MemberView,
     context: Rc<ShardContext>,
@@ -115,6 +118,13 @@ impl Handler for ClientRoutes {
         let mut response = self.route(request).await;
         with_cors(&mut response);
         response
+    }
+
+    /// A gateway request carries a gRPC request (up to `--max-request-bytes` plus gRPC's
+    /// overhead, as on the gRPC port) as JSON: bytes in base64 (4/3) plus field names.
+    fn body_bytes_max(&self) -> usize {
+        let grpc_bytes_max = self.context.config.grpc_receive_bytes_max();
+        grpc_bytes_max.saturating_mul(3) / 2 + GATEWAY_JSON_SLACK_BYTES
     }
 }
 

@@ -34,6 +34,11 @@ const CLOSE_LINGER_BYTES_MAX: usize = 4 << 20;
 /// Answers requests; the routes of one kind of listener.
 pub trait Handler {
     fn respond(&self, request: Request) -> impl Future<Output = Response>;
+
+    /// The largest request body this handler reads (beyond it: 413 and a close).
+    fn body_bytes_max(&self) -> usize {
+        super::MAX_REQUEST_BODY_BYTES
+    }
 }
 
 /// Serves requests on `stream` until the client closes, a request fails, a response says
@@ -43,7 +48,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut inbound = Inbound::default();
+    let mut inbound = Inbound::with_body_limit(handler.body_bytes_max());
     let mut linger = false;
     loop {
         let outcome = futures_lite::future::or(

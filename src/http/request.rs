@@ -106,9 +106,16 @@ pub enum ReadOutcome {
 }
 
 /// The bytes read from one connection and not yet used.
-#[derive(Default)]
 pub struct Inbound {
     buffer: Vec<u8>,
+    /// The largest request body read; beyond it the answer is 413.
+    body_bytes_max: usize,
+}
+
+impl Default for Inbound {
+    fn default() -> Inbound {
+        Inbound::with_body_limit(MAX_REQUEST_BODY_BYTES)
+    }
 }
 
 enum Filled {
@@ -119,6 +126,14 @@ enum Filled {
 }
 
 impl Inbound {
+    /// An empty buffer that reads request bodies of up to `body_bytes_max` bytes.
+    pub fn with_body_limit(body_bytes_max: usize) -> Inbound {
+        Inbound {
+            buffer: Vec::new(),
+            body_bytes_max,
+        }
+    }
+
     /// Reads more bytes (at most up to `limit` buffered) before `deadline`.
     async fn fill<S: AsyncRead + Unpin>(
         &mut self,
@@ -199,7 +214,7 @@ impl Inbound {
             Err(error) => return ReadOutcome::Failed(error),
         };
         self.buffer.drain(..head_end);
-        let framing = match body_framing(&request) {
+        let framing = match body_framing(&request, self.body_bytes_max) {
             Ok(framing) => framing,
             Err(error) => return ReadOutcome::Failed(error),
         };
@@ -280,7 +295,7 @@ impl Inbound {
             if size == 0 {
                 break;
             }
-            if body.len() + size > MAX_REQUEST_BODY_BYTES {
+            if body.len() + size > self.body_bytes_max {
                 return Err(RequestError::BodyTooLarge);
             }
             let data = self.read_exact(stream, size, deadline).await?;
@@ -415,7 +430,7 @@ enum BodyFraming {
     Chunked,
 }
 
-fn body_framing(request: &Request) -> Result<BodyFraming, RequestError> {
+fn body_framing(request: &Request, body_bytes_max: usize) -> Result<BodyFraming, RequestError> {
     let mut encodings = request.header_values("transfer-encoding").peekable();
     let chunked = if encodings.peek().is_some() {
         let all: Vec<&[u8]> = encodings.collect();
@@ -444,7 +459,7 @@ fn body_framing(request: &Request) -> Result<BodyFraming, RequestError> {
         (true, None) => Ok(BodyFraming::Chunked),
         (false, None) | (false, Some(0)) => Ok(BodyFraming::None),
         (false, Some(length)) => match usize::try_from(length) {
-            Ok(length) if length <= MAX_REQUEST_BODY_BYTES => Ok(BodyFraming::Length(length)),
+            Ok(length) if length <= body_bytes_max => Ok(BodyFraming::Length(length)),
             _ => Err(RequestError::BodyTooLarge),
         },
     }
@@ -509,7 +524,7 @@ mod tests {
         let with = |extra: &str| {
             let request =
                 head(&format!("POST / HTTP/1.1\r\nHost: x\r\n{extra}\r\n")).expect("valid head");
-            body_framing(&request)
+            body_framing(&request, MAX_REQUEST_BODY_BYTES)
         };
         assert_eq!(with(""), Ok(BodyFraming::None));
         assert_eq!(with("Content-Length: 5\r\n"), Ok(BodyFraming::Length(5)));

@@ -191,8 +191,9 @@ impl ShardContext {
         };
         let prefix = key_prefix(&request.name);
         let observing = async {
+            let mut sink = &responses;
             loop {
-                self.observe_once(&prefix, &responses).await?;
+                self.observe_once(&prefix, &mut sink).await?;
             }
         };
         // A server-streaming call ends when its client goes away, whatever it waits on.
@@ -206,10 +207,10 @@ impl ShardContext {
     /// One round of Observe: send the leader (waiting for one if there is none), then its new
     /// values until its key is deleted. Returns early if an internal watcher ends (compaction
     /// overtook it): the next round reads the leader again.
-    async fn observe_once(
+    pub(crate) async fn observe_once<Sink: LeaderSink>(
         &self,
         prefix: &Bytes,
-        responses: &ResponseSink<LeaderResponse>,
+        responses: &mut Sink,
     ) -> Result<(), Status> {
         let leader = self
             .range(first_created(prefix))
@@ -226,7 +227,7 @@ impl ShardContext {
         let key = kv.key.clone();
         let revision = header_revision(&header);
         responses
-            .send(&LeaderResponse {
+            .send_leader(&LeaderResponse {
                 header,
                 kv: Some(kv),
             })
@@ -262,11 +263,11 @@ impl ShardContext {
 
     /// Sends every put on the leader's `key` after `revision`; returns when the key is deleted
     /// (or the watcher ended, after which the caller reads the leader again).
-    async fn follow_leader(
+    async fn follow_leader<Sink: LeaderSink>(
         &self,
         key: &Bytes,
         revision: i64,
-        responses: &ResponseSink<LeaderResponse>,
+        responses: &mut Sink,
     ) -> Result<(), Status> {
         let request = WatchCreateRequest {
             key: key.clone(),
@@ -282,7 +283,7 @@ impl ShardContext {
                     return Ok(());
                 }
                 responses
-                    .send(&LeaderResponse {
+                    .send_leader(&LeaderResponse {
                         header: response.header,
                         kv: event.kv,
                     })
@@ -290,5 +291,17 @@ impl ShardContext {
             }
         }
         Ok(())
+    }
+}
+
+/// Where Observe's answers go: a gRPC stream, or the JSON gateway's chunked body.
+pub(crate) trait LeaderSink {
+    /// Sends one answer; an error once the client is gone (Observe then ends).
+    async fn send_leader(&mut self, response: &LeaderResponse) -> Result<(), Status>;
+}
+
+impl LeaderSink for &ResponseSink<LeaderResponse> {
+    async fn send_leader(&mut self, response: &LeaderResponse) -> Result<(), Status> {
+        self.send(response).await
     }
 }

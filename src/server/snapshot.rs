@@ -23,28 +23,8 @@ impl ShardContext {
         }
         // etcd's `etcd_disk_backend_snapshot_duration_seconds`: the whole backup, sent.
         let started = std::time::Instant::now();
-        // One immutable read view: every key at one revision, whatever is applied meanwhile.
-        let view = self.read_view.load_full();
-        let members = self.members.load_full();
-        let raft = self.raft_status.snapshot();
-        // Encoding a large store takes a while: not on this shard's executor.
-        let archive = glommio::executor()
-            .spawn_blocking(move || backup::archive(&view, &members, raft.applied_index, raft.term))
-            .await;
-        let archive = Bytes::from(archive);
-        let total = archive.len();
-        let mut sent = 0;
-        while sent < total {
-            let end = (sent + SNAPSHOT_BLOB_BYTES).min(total);
-            // etcd sends the blob without a header.
-            let response = SnapshotResponse {
-                header: None,
-                remaining_bytes: (total - end) as u64,
-                blob: archive.slice(sent..end),
-                version: ETCD_API_VERSION.to_string(),
-            };
+        for response in snapshot_responses(self.snapshot_archive().await) {
             responses.send(&response).await?;
-            sent = end;
         }
         crate::metrics::observe_duration(
             crate::metrics::Histogram::BackendSnapshotSeconds,
@@ -52,4 +32,31 @@ impl ShardContext {
         );
         Ok(())
     }
+
+    /// The backup of one immutable read view (every key at one revision, whatever is applied
+    /// meanwhile), encoded off this shard's executor (a large store takes a while).
+    pub async fn snapshot_archive(&self) -> Bytes {
+        let view = self.read_view.load_full();
+        let members = self.members.load_full();
+        let raft = self.raft_status.snapshot();
+        let archive = glommio::executor()
+            .spawn_blocking(move || backup::archive(&view, &members, raft.applied_index, raft.term))
+            .await;
+        Bytes::from(archive)
+    }
+}
+
+/// The answers that carry `archive`, in [`SNAPSHOT_BLOB_BYTES`] blobs, as etcd sends them
+/// (without a header).
+pub fn snapshot_responses(archive: Bytes) -> impl Iterator<Item = SnapshotResponse> {
+    let total = archive.len();
+    (0..total).step_by(SNAPSHOT_BLOB_BYTES).map(move |sent| {
+        let end = (sent + SNAPSHOT_BLOB_BYTES).min(total);
+        SnapshotResponse {
+            header: None,
+            remaining_bytes: (total - end) as u64,
+            blob: archive.slice(sent..end),
+            version: ETCD_API_VERSION.to_string(),
+        }
+    })
 }

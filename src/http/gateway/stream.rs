@@ -19,18 +19,15 @@ use super::call::CallOptions;
 use super::codec;
 use super::errors::{self, APPLICATION_JSON};
 use super::observe::observe_leader;
-use crate::backup;
-use crate::config::ETCD_API_VERSION;
 use crate::grpc::routes::leader_lost;
 use crate::grpc::{Code, Status};
 use crate::http::Response;
-use crate::server::snapshot::SNAPSHOT_BLOB_BYTES;
+use crate::server::snapshot::snapshot_responses;
 use crate::shard::ShardContext;
 use crate::watch::StreamId;
-use bytes::Bytes;
 use capstan_proto::etcdserverpb::watch_request::RequestUnion;
 use capstan_proto::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseKeepAliveResponse, SnapshotRequest, SnapshotResponse, WatchRequest,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, SnapshotRequest, WatchRequest,
 };
 use capstan_proto::v3electionpb::LeaderRequest;
 use futures::channel::mpsc;
@@ -198,37 +195,17 @@ pub fn keep_alive(context: Rc<ShardContext>, body: &[u8], options: CallOptions) 
     }))
 }
 
-/// `Maintenance.Snapshot`: the backup of one read view in `SNAPSHOT_BLOB_BYTES` blobs, as
-/// `ShardContext::snapshot` sends it on the gRPC port (keep the two alike: that one writes to
-/// an h2 stream only).
+/// `Maintenance.Snapshot`: the backup of one read view, in the same answers as on the gRPC
+/// port.
 pub fn snapshot(context: Rc<ShardContext>, body: &[u8], options: CallOptions) -> Response {
     if let Err(answer) = requests::<SnapshotRequest>(body, options) {
         return answer;
     }
     streamed(generate(move |mut sink| async move {
-        let view = context.read_view.load_full();
-        let members = context.members.load_full();
-        let raft = context.raft_status.snapshot();
-        // Encoding a large store takes a while: not on this shard's executor.
-        let archive = glommio::executor()
-            .spawn_blocking(move || backup::archive(&view, &members, raft.applied_index, raft.term))
-            .await;
-        let archive = Bytes::from(archive);
-        let total = archive.len();
-        let mut sent = 0;
-        while sent < total {
-            let end = (sent + SNAPSHOT_BLOB_BYTES).min(total);
-            let response = SnapshotResponse {
-                // etcd sends no header on Snapshot answers.
-                header: None,
-                remaining_bytes: (total - end) as u64,
-                blob: archive.slice(sent..end),
-                version: ETCD_API_VERSION.to_string(),
-            };
+        for response in snapshot_responses(context.snapshot_archive().await) {
             if sink.result(&response).await.is_err() {
                 return;
             }
-            sent = end;
         }
     }))
 }
