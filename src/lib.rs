@@ -30,6 +30,7 @@
 //! lands.
 
 pub mod backup;
+pub mod civil_date;
 pub mod config;
 pub mod durable;
 pub mod grpc;

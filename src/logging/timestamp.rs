@@ -1,28 +1,9 @@
 //! `ts` as etcd 3.6 writes it: `2026-12-07T23:10:01.123456Z` (RFC 3339, microseconds, UTC).
 
+use crate::civil_date::civil_from_days;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const SECONDS_PER_DAY: u64 = 86_400;
-
-/// The civil (proleptic Gregorian) date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days_since_epoch: u64) -> (u64, u64, u64) {
-    let z = days_since_epoch + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
 
 /// Appends `time` in etcd 3.6's layout to `out`.
 pub fn write_utc_micros(time: SystemTime, out: &mut String) {

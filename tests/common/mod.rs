@@ -348,3 +348,11 @@ pub fn etcdctl36() -> Option<String> {
     }
     None
 }
+
+/// The value of the HTTP header `name` (any case) among `headers`, as a test client read them.
+pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
