@@ -33,19 +33,7 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The reference etcd 3.6 binary, when this machine has it.
 const ETCD36: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/tools/etcd36");
 
-/// One HTTP response.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        header_value(&self.headers, name)
-    }
-}
+use common::HttpReply as Reply;
 
 /// Parses one response with a `Content-Length` body from the front of `bytes`; returns it and
 /// the bytes after it.

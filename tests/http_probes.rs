@@ -30,23 +30,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// The reference etcd 3.6 binary, when this machine has it.
 const ETCD36: &str = "/work/tools/ref/etcd36";
 
-/// One HTTP response as the test client read it.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        header_value(&self.headers, name)
-    }
-
-    fn text(&self) -> &str {
-        &self.body
-    }
-}
+use common::HttpReply as Reply;
 
 /// Reads one response (with a `Content-Length` body; `head_only` for HEAD) from `stream`.
 fn read_reply(stream: &mut TcpStream, head_only: bool) -> Reply {

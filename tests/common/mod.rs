@@ -349,6 +349,24 @@ pub fn etcdctl36() -> Option<String> {
     None
 }
 
+/// One HTTP response with a text body, as a test client read it.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
+    }
+
+    pub fn text(&self) -> &str {
+        &self.body
+    }
+}
+
 /// The value of the HTTP header `name` (any case) among `headers`, as a test client read them.
 pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
