@@ -11,48 +11,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ACCEPTED_LINE: &str = "accepted client connection";
-/// The accepted-connection line is at debug level: turned on for the connection module only.
-const ACCEPTED_LINES_ON: (&str, &str) = ("CAPSTAN_LOG", "info,capstan::grpc::connection=debug");
-
-/// A capstan server whose log shows every accepted connection.
-fn start_logging_connections(dir: &std::path::Path, args: &[&str]) -> Server {
-    Server::start_with_env(Flavor::Capstan, dir, args, &[ACCEPTED_LINES_ON])
-}
 /// Generous upper bound for one call or for a log line to appear.
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The value of field `name` in a JSON log line (a string's text without quotes).
-fn field(line: &str, name: &str) -> Option<String> {
-    let object: serde_json::Value = serde_json::from_str(line).ok()?;
-    match object.get(name)? {
-        serde_json::Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// (shard, peer) of every `accepted client connection` line.
-fn accepted_connections(server: &Server) -> Vec<(usize, String)> {
-    server
-        .log()
-        .lines()
-        .filter(|line| line.contains(ACCEPTED_LINE))
-        .map(|line| {
-            let shard = field(line, "shard")
-                .and_then(|value| value.parse().ok())
-                .unwrap_or_else(|| panic!("no shard=N in {line:?}"));
-            let peer = field(line, "peer").unwrap_or_default();
-            (shard, peer)
-        })
-        .collect()
-}
-
-fn shards_seen(server: &Server) -> BTreeSet<usize> {
-    accepted_connections(server)
-        .into_iter()
-        .map(|(shard, _)| shard)
-        .collect()
-}
 
 #[test]
 fn connections_are_served_by_every_shard() {

@@ -1573,22 +1573,9 @@ fn watch_below_compaction_is_canceled_like_etcd_3_4() {
 // 3. Guarantees: ~1000 watchers on both shards, 4 concurrent writers, then a restart
 // ---------------------------------------------------------------------------------------------
 
-const ACCEPTED_LINE: &str = "accepted client connection";
 const GROUPS: [&str; 4] = ["a", "b", "c", "d"];
 
 /// Shards named by the server's accepted-connection log lines.
-fn shards_seen(server: &Server) -> BTreeSet<String> {
-    server
-        .log()
-        .lines()
-        .filter(|line| line.contains(ACCEPTED_LINE))
-        .filter_map(|line| {
-            let start = line.find(" shard=")? + " shard=".len();
-            line[start..].split_whitespace().next().map(str::to_string)
-        })
-        .collect()
-}
-
 fn group_key(group: usize, number: usize) -> String {
     format!("g/{}/{number:02}", GROUPS[group])
 }
@@ -2225,7 +2212,7 @@ const OPS_PER_WRITER: usize = 500;
 #[test]
 fn ordered_gap_free_atomic_events_for_1000_watchers_and_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(Flavor::Capstan, dir.path(), &["--shards=2"]);
+    let mut server = start_logging_connections(dir.path(), &["--shards=2"]);
     let runtime = tokio_runtime();
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(0x3a7c);

@@ -374,3 +374,47 @@ pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&
         .find(|(known, _)| known.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.as_str())
 }
+
+/// The accepted-connection line of the client listeners (debug level).
+pub const ACCEPTED_LINE: &str = "accepted client connection";
+/// `CAPSTAN_LOG` that turns the accepted-connection lines on (for the connection module only).
+pub const ACCEPTED_LINES_ON: (&str, &str) = ("CAPSTAN_LOG", "info,capstan::grpc::connection=debug");
+
+/// A capstan server whose log shows every accepted connection.
+pub fn start_logging_connections(dir: &std::path::Path, args: &[&str]) -> Server {
+    Server::start_with_env(Flavor::Capstan, dir, args, &[ACCEPTED_LINES_ON])
+}
+
+/// The value of field `name` in a JSON log line (a string's text without quotes).
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    let object: serde_json::Value = serde_json::from_str(line).ok()?;
+    match object.get(name)? {
+        serde_json::Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// (shard, peer) of every accepted-connection line of a server started with
+/// [`start_logging_connections`].
+pub fn accepted_connections(server: &Server) -> Vec<(usize, String)> {
+    server
+        .log()
+        .lines()
+        .filter(|line| line.contains(ACCEPTED_LINE))
+        .map(|line| {
+            let shard = log_field(line, "shard")
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("no shard in {line:?}"));
+            let peer = log_field(line, "peer").unwrap_or_default();
+            (shard, peer)
+        })
+        .collect()
+}
+
+/// The shards that accepted a connection so far.
+pub fn shards_seen(server: &Server) -> std::collections::BTreeSet<usize> {
+    accepted_connections(server)
+        .into_iter()
+        .map(|(shard, _)| shard)
+        .collect()
+}
