@@ -194,9 +194,22 @@ impl Member {
     }
 }
 
+/// A port free on `ip` now and never handed out before by this process: the kernel may give
+/// the same ephemeral port to two probes in a row, and a member's peer and metrics ports must
+/// differ.
 fn free_port(ip: &str) -> u16 {
-    let listener = TcpListener::bind((ip, 0)).expect("probe bind");
-    listener.local_addr().expect("probe address").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let listener = TcpListener::bind((ip, 0)).expect("probe bind");
+        let port = listener.local_addr().expect("probe address").port();
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The files and addresses of a test cluster.
