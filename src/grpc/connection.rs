@@ -227,12 +227,7 @@ impl Served {
             ListenerSecurity::Tls(acceptor) => acceptor,
         };
         let shard = self.context.shard_id;
-        let handshaken =
-            futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
-                glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
-                None
-            })
-            .await;
+        let handshaken = within(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
         let stream = match handshaken {
             Some(Ok(stream)) => stream,
             Some(Err(error)) => {
@@ -332,11 +327,7 @@ async fn serve_connection<S>(
         .max_concurrent_streams
         .unwrap_or(CONCURRENT_STREAMS_MAX);
     let handshake = http2_builder(concurrent_streams_max).handshake::<_, Bytes>(stream.compat());
-    let handshaken = futures_lite::future::or(async { Some(handshake.await) }, async {
-        glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
-        None
-    })
-    .await;
+    let handshaken = within(HANDSHAKE_TIMEOUT, handshake).await;
     let mut connection = match handshaken {
         Some(Ok(connection)) => connection,
         Some(Err(error)) => {
@@ -404,4 +395,13 @@ mod tests {
             Some(Choice::Grpc)
         );
     }
+}
+
+/// `future`'s output, or `None` once `duration` passed without it.
+async fn within<T>(duration: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        glommio::timer::sleep(duration).await;
+        None
+    })
+    .await
 }
